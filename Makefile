@@ -1,0 +1,20 @@
+# kdlab — the two commands a newcomer needs are `make demo` and `make test` (see README.md).
+# Each first sets up .venv (tools/bootstrap.sh: seconds when done before, ~15 min on a fresh machine).
+PY := .venv/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test bench doctor
+setup:
+	@bash tools/bootstrap.sh
+
+demo: setup  ## the main job: teacher / baseline / PKD student on the embedded synthetic data
+	$(PY) -m kdlab.cli demo
+
+test: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) -m benchmarks
+
+doctor: setup
+	$(PY) -m kdlab.cli doctor

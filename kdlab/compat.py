@@ -1,0 +1,112 @@
+"""Make the pinned OpenMMLab stack (mmengine 0.10.7, mmdet 3.3.0, mmrazor 1.0.0) work on torch 2.13.
+
+Nothing here edits site-packages; :func:`apply` is idempotent and runs when :mod:`kdlab` is imported.
+Each fix is narrow and says why it exists:
+
+1. **mmrazor's quantization subpackage** (``mmrazor.structures.quantization``) calls torch APIs that
+   torch >= 2.0 removed, at import time, so ``import mmrazor.models`` fails with "`torch>=1.13` is not
+   installed properly" (upstream issues #615, #632). kdlab never quantizes: a meta-path finder stands a
+   placeholder module in for that subpackage. Importing it works; *using* anything from it raises an
+   ImportError that says why.
+2. **Checkpoints under ``weights_only``**: torch >= 2.6 loads with ``weights_only=True`` by default and
+   mmengine 0.10.7 passes nothing, so its own checkpoints (which hold the message hub's numpy scalars,
+   ``HistoryBuffer`` objects, ...) no longer load or resume. kdlab re-registers mmengine's loader for
+   local files so that it loads inside ``torch.serialization.safe_globals(...)`` with exactly the types
+   mmengine writes into a checkpoint (:func:`checkpoint_safe_globals`; numpy 2 pickles dtypes through
+   ``builtins.getattr``). The allow-list is scoped to mmengine's checkpoint loading — every other
+   ``torch.load`` in the process keeps torch's defaults — and loading stays ``weights_only``: a
+   checkpoint that holds anything else still fails, as torch intends.
+"""
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import sys
+import types
+from typing import List
+
+QUANTIZATION_PACKAGE = 'mmrazor.structures.quantization'
+
+_applied = False
+
+
+class _QuantizationPlaceholder(types.ModuleType):
+    """Stands in for :data:`QUANTIZATION_PACKAGE` and every module below it."""
+
+    __all__: List[str] = []  # ``from ... import *`` imports nothing
+    __path__: List[str] = []  # a package: submodules resolve through the finder too
+
+    def __getattr__(self, name: str):
+        if name.startswith('__'):
+            raise AttributeError(name)
+
+        def unavailable(*args, **kwargs):
+            raise ImportError(
+                f'{self.__name__}.{name} is unavailable: mmrazor 1.0.0 quantization does not run on '
+                'torch >= 2.0 and kdlab replaces that subpackage with a placeholder (see kdlab.compat). '
+                'Distillation does not need it.')
+
+        placeholder = type(name, (), {'__init__': unavailable, '__module__': self.__name__})
+        setattr(self, name, placeholder)
+        return placeholder
+
+
+class _QuantizationFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname == QUANTIZATION_PACKAGE or fullname.startswith(QUANTIZATION_PACKAGE + '.'):
+            return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
+        return None
+
+    def create_module(self, spec):
+        return _QuantizationPlaceholder(spec.name)
+
+    def exec_module(self, module):
+        pass
+
+
+def _install_quantization_placeholder() -> None:
+    if not any(isinstance(f, _QuantizationFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuantizationFinder())
+
+
+def checkpoint_safe_globals() -> list:
+    """The non-tensor types mmengine 0.10.7 writes into a checkpoint (meta, message hub, optimizer)."""
+    import numpy as np
+    from mmengine.logging.history_buffer import HistoryBuffer
+    from mmengine.config.config import ConfigDict
+    try:  # numpy >= 1.25 exposes the core under numpy._core
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # pragma: no cover - older numpy
+        from numpy.core.multiarray import _reconstruct, scalar
+    dtypes = [type(np.dtype(t)) for t in ('float64', 'float32', 'int64', 'int32', 'bool')]
+    return [HistoryBuffer, ConfigDict, np.ndarray, np.dtype, _reconstruct, scalar, getattr, *dtypes]
+
+
+def load_local_checkpoint(filename, map_location=None):
+    """mmengine's ``load_from_local`` with the checkpoint types allow-listed (still ``weights_only``)."""
+    import os.path as osp
+    import torch
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    with torch.serialization.safe_globals(checkpoint_safe_globals()):
+        return torch.load(filename, map_location=map_location, weights_only=True)
+
+
+def _allow_mmengine_checkpoints() -> None:
+    from mmengine.runner.checkpoint import CheckpointLoader
+    CheckpointLoader.register_scheme(prefixes='', loader=load_local_checkpoint, force=True)
+
+
+def apply() -> None:
+    """Apply every fix (idempotent). Called by ``import kdlab``."""
+    global _applied
+    if _applied:
+        return
+    _install_quantization_placeholder()
+    try:
+        _allow_mmengine_checkpoints()
+    except ImportError:  # mmengine not installed: `kdlab doctor` reports it
+        pass
+    _applied = True

@@ -1,0 +1,42 @@
+"""mmengine hooks kdlab adds at run time (not part of a run's config, so not of its key)."""
+from __future__ import annotations
+
+from mmengine.hooks import Hook
+
+
+class ProgressBarHook(Hook):
+    """A tqdm bar over all training iterations, with the current loss; a second bar while testing."""
+
+    priority = 'VERY_LOW'
+
+    def __init__(self, desc: str = 'train'):
+        self.desc = desc
+        self._bar = None
+
+    def before_train(self, runner) -> None:
+        from tqdm.auto import tqdm
+        self._bar = tqdm(total=runner.max_iters, initial=runner.iter, desc=self.desc, unit='it',
+                         dynamic_ncols=True, leave=False)
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+            if outputs and 'loss' in outputs:
+                self._bar.set_postfix(loss=f'{float(outputs["loss"]):.3f}', epoch=runner.epoch + 1)
+
+    def after_train(self, runner) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def before_test(self, runner) -> None:
+        from tqdm.auto import tqdm
+        self._bar = tqdm(total=len(runner.test_dataloader), desc=f'{self.desc} eval', unit='batch',
+                         dynamic_ncols=True, leave=False)
+
+    def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def after_test(self, runner) -> None:
+        self.after_train(runner)

@@ -1,0 +1,170 @@
+"""Train and evaluate one mmengine config, and store the result with its provenance.
+
+A run's identity (its *key*) is the hash of its resolved config with machine-specific paths normalised:
+the same detector, data and seed give the same key on every machine, so a teacher or baseline shared by
+several table rows is trained once. An interrupted run resumes from its last checkpoint.
+"""
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import hashlib
+import logging
+import os
+import platform
+import re
+import subprocess
+import time
+from pathlib import Path
+from typing import Dict, Optional
+
+from kdlab.engine.store import RunStore, repo_root
+
+#: Config keys that change how a run is executed, not what it computes: left out of the key.
+RUNTIME_KEYS = ('work_dir', 'resume', 'log_level', 'launcher')
+
+#: kdlab's metric names -> the keys mmdet's CocoMetric reports (bbox).
+COCO_KEYS = {'mAP': 'bbox_mAP', 'AP50': 'bbox_mAP_50', 'AP75': 'bbox_mAP_75', 'APs': 'bbox_mAP_s',
+             'APm': 'bbox_mAP_m', 'APl': 'bbox_mAP_l', 'mAR': 'bbox_AR@100', 'ARs': 'bbox_AR_s@1000',
+             'ARm': 'bbox_AR_m@1000', 'ARl': 'bbox_AR_l@1000'}
+METRICS = tuple(COCO_KEYS)
+
+
+def _normalised_text(cfg) -> str:
+    data = copy.deepcopy(cfg.to_dict())
+    for k in RUNTIME_KEYS:
+        data.pop(k, None)
+    model = data.get('model', {})
+    if isinstance(model, dict) and model.get('teacher_ckpt'):
+        # a teacher checkpoint is identified by the run that made it, not by where it lies
+        model['teacher_ckpt'] = data.get('teacher_run') or os.path.basename(str(model['teacher_ckpt']))
+    text = repr(sorted(_flatten(data).items()))
+    root = data.get('data_root')
+    if root:
+        text = text.replace(str(root).rstrip('/'), '<data>/' + Path(str(root)).name)
+    return text
+
+
+def _flatten(node, prefix='') -> Dict[str, object]:
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            out.update(_flatten(v, f'{prefix}{k}.'))
+        return out
+    if isinstance(node, (list, tuple)):
+        out = {}
+        for i, v in enumerate(node):
+            out.update(_flatten(v, f'{prefix}{i}.'))
+        return out or {prefix: '[]'}
+    return {prefix: repr(node)}
+
+
+def run_key(cfg) -> str:
+    """Content address of a run: resolved config (machine paths normalised) + data + seed."""
+    return hashlib.sha256(_normalised_text(cfg).encode()).hexdigest()[:16]
+
+
+def _git_revision() -> Dict[str, object]:
+    root = repo_root()
+    try:
+        rev = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=root, capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        dirty = bool(subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=root,
+                                    capture_output=True, text=True, timeout=10).stdout.strip())
+        return {'revision': rev or None, 'dirty': dirty}
+    except (OSError, subprocess.SubprocessError):
+        return {'revision': None, 'dirty': None}
+
+
+def provenance(cfg, world_size: int = 1) -> dict:
+    """What made the run: code revision, package versions, seed, device, GPUs x images per GPU."""
+    import mmcv
+    import mmdet
+    import mmengine
+    import mmrazor
+    import numpy
+    import torch
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    return {
+        'git': _git_revision(),
+        'packages': {'torch': torch.__version__, 'mmcv': mmcv.__version__, 'mmengine': mmengine.__version__,
+                     'mmdet': mmdet.__version__, 'mmrazor': mmrazor.__version__, 'numpy': numpy.__version__,
+                     'python': platform.python_version()},
+        'seed': cfg.get('randomness', {}).get('seed'),
+        'device': device,
+        'device_name': torch.cuda.get_device_name(0) if device == 'cuda' else platform.processor() or 'cpu',
+        'cpu_threads': torch.get_num_threads(),
+        'world_size': world_size,
+        'images_per_gpu': cfg.train_dataloader.get('batch_size'),
+        'host': platform.node(),
+    }
+
+
+def coco_metrics(raw: Dict[str, float]) -> Dict[str, Optional[float]]:
+    """mmdet's ``coco/bbox_*`` fractions -> kdlab's metric names in percent, as papers print them.
+
+    mmdet returns no metrics at all when a model makes no detection above its score threshold (an
+    untrained smoke model): COCO's AP and AR of an empty result are 0, and that is what is recorded.
+    """
+    if not any(k.startswith('coco/') for k in raw):
+        return {name: 0.0 for name in COCO_KEYS}
+    out = {}
+    for name, key in COCO_KEYS.items():
+        v = raw.get(f'coco/{key}')
+        out[name] = None if v is None or v < 0 else round(100.0 * float(v), 1)
+    return out
+
+
+def _quiet_console(runner) -> None:
+    for h in runner.logger.handlers:
+        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+            h.setLevel(logging.WARNING)
+
+
+def execute(cfg, *, name: str, store: Optional[RunStore] = None, progress: bool = True,
+            overwrite: bool = False, extra: Optional[dict] = None) -> dict:
+    """Train ``cfg``, evaluate it on its test split, store and return the run record.
+
+    A finished run with the same key is returned from the store without training (unless ``overwrite``).
+    An unfinished one resumes from the last checkpoint in its work directory.
+    """
+    from mmengine.runner import Runner
+    from kdlab.engine.hooks import ProgressBarHook
+
+    store = store or RunStore()
+    key = run_key(cfg)
+    if not overwrite:
+        cached = store.load(key)
+        if cached is not None:
+            return cached
+    cfg = copy.deepcopy(cfg)
+    work_dir = store.work_dir(key)
+    cfg.work_dir = str(work_dir)
+    cfg.resume = (work_dir / 'last_checkpoint').is_file() and not overwrite
+    started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')
+    t0 = time.time()
+    runner = Runner.from_cfg(cfg)
+    if progress:
+        _quiet_console(runner)
+        runner.register_hook(ProgressBarHook(desc=name), priority='VERY_LOW')
+    runner.train()
+    raw = runner.test()
+    wall = time.time() - t0
+    ckpt = (work_dir / 'last_checkpoint')
+    record = {
+        'key': key, 'name': name, 'status': 'finished',
+        'metrics': coco_metrics(raw), 'no_detections': not raw, 'raw_metrics': {k: float(v) for k, v in raw.items()},
+        'checkpoint': ckpt.read_text().strip() if ckpt.is_file() else None,
+        'work_dir': str(work_dir), 'resumed': bool(cfg.resume),
+        'started': started, 'wall_time_s': round(wall, 1),
+        'provenance': provenance(cfg, world_size=runner.world_size),
+        **(extra or {}),
+    }
+    log = _latest_log(work_dir)
+    store.save(record, cfg.pretty_text, log_path=log, overwrite=overwrite)
+    return record
+
+
+def _latest_log(work_dir: Path) -> Optional[Path]:
+    logs = sorted(work_dir.glob('*/*.log'), key=lambda p: p.stat().st_mtime)
+    return logs[-1] if logs else None

@@ -1,0 +1,99 @@
+"""The run store: one directory per run, keyed by the run's content, written atomically.
+
+Layout (``results/runs`` by default, ``$KDLAB_RESULTS`` to move it)::
+
+    <root>/<key>/config.py    the resolved mmengine config the run trained with
+    <root>/<key>/run.json     name, status, metrics, checkpoint location, provenance
+    <root>/<key>/train.log    mmengine's training log (copied when the run finishes)
+
+Checkpoints stay in the run's work directory (``$KDLAB_WORK``, default ``~/.cache/kdlab/work/<key>``),
+outside the repository; ``run.json`` records where.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator, Optional
+
+from kdlab.errors import KdlabError
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def default_results_root() -> Path:
+    return Path(os.environ.get('KDLAB_RESULTS') or repo_root() / 'results' / 'runs').expanduser()
+
+
+def default_work_root() -> Path:
+    env = os.environ.get('KDLAB_WORK')
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+    return Path(base) / 'kdlab' / 'work'
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', dir=path.parent)
+    try:
+        with os.fdopen(fd, 'w') as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class RunExistsError(KdlabError):
+    """A finished run would be overwritten."""
+
+
+class RunStore:
+    """Finished runs by key. A finished run is never overwritten unless asked to."""
+
+    def __init__(self, root: Optional[os.PathLike] = None, work_root: Optional[os.PathLike] = None):
+        self.root = Path(root).expanduser() if root else default_results_root()
+        self.work_root = Path(work_root).expanduser() if work_root else default_work_root()
+
+    def run_dir(self, key: str) -> Path:
+        return self.root / key
+
+    def work_dir(self, key: str) -> Path:
+        return self.work_root / key
+
+    def load(self, key: str) -> Optional[dict]:
+        """The record of run ``key`` if it finished, else None."""
+        path = self.run_dir(key) / 'run.json'
+        if not path.is_file():
+            return None
+        record = json.loads(path.read_text())
+        return record if record.get('status') == 'finished' else None
+
+    def save(self, record: dict, config_text: str, log_path: Optional[Path] = None,
+             overwrite: bool = False) -> Path:
+        key = record['key']
+        if self.load(key) is not None and not overwrite:
+            raise RunExistsError(f'run {key} ({record.get("name")}) is already stored in {self.run_dir(key)}',
+                                 'pass overwrite=True (CLI: --overwrite) to replace it, or delete that directory')
+        d = self.run_dir(key)
+        atomic_write_text(d / 'config.py', config_text)
+        if log_path is not None and Path(log_path).is_file():
+            atomic_write_text(d / 'train.log', Path(log_path).read_text(errors='replace'))
+        atomic_write_text(d / 'run.json', json.dumps(record, indent=2, sort_keys=True) + '\n')
+        return d
+
+    def __iter__(self) -> Iterator[dict]:
+        if not self.root.is_dir():
+            return
+        for d in sorted(self.root.iterdir()):
+            rec = self.load(d.name)
+            if rec is not None:
+                yield rec

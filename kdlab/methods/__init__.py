@@ -1,0 +1,92 @@
+"""Distillation methods as mmrazor configs: a method turns (student, teacher, level pairs, params) into the
+``model`` of an mmrazor algorithm. The losses themselves are mmrazor-registered components
+(:mod:`kdlab.models`); a method here only says which ones, on which levels, with which weights.
+
+``METHODS`` maps a method id (the ids of the paper registry: ``pkd``, ``dcsf_kd``, ...) to its builder.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
+
+from kdlab.core.levels import LevelPair, levels_of, pair_levels
+from kdlab.errors import UnknownNameError
+
+
+@dataclass
+class Method:
+    name: str
+    build: Callable[..., dict]       # (pairs, **params) -> distiller dict
+    defaults: Dict[str, object] = field(default_factory=dict)
+    algorithm: str = 'FpnTeacherDistill'
+    doc: str = ''
+
+
+METHODS: Dict[str, Method] = {}
+
+
+def register_method(name: str, *, defaults: Optional[dict] = None, algorithm: str = 'FpnTeacherDistill'):
+    def deco(fn):
+        METHODS[name] = Method(name, fn, dict(defaults or {}), algorithm, (fn.__doc__ or '').strip())
+        return fn
+    return deco
+
+
+def get_method(name: str) -> Method:
+    _load_builtin()
+    if name not in METHODS:
+        raise UnknownNameError('method', name, METHODS)
+    return METHODS[name]
+
+
+def _load_builtin() -> None:
+    from kdlab.methods import pkd  # noqa: F401  (registers itself)
+
+
+def fpn_distiller(pairs: List[LevelPair], loss: dict, *, prefix: str,
+                  extra_inputs: Optional[Dict[str, dict]] = None) -> dict:
+    """A ``ConfigurableDistiller`` with one ``loss`` per level pair on the necks' outputs.
+
+    ``loss_{prefix}_{level}`` compares student output ``pair.student_index`` with teacher output
+    ``pair.teacher_index`` (``preds_S`` / ``preds_T``, mmrazor's convention).
+    """
+    losses, mappings = {}, {}
+    for p in pairs:
+        name = f'loss_{prefix}_{p.name.replace("<-", "_from_")}'
+        losses[name] = copy.deepcopy(loss)
+        mappings[name] = dict(
+            preds_S=dict(from_student=True, recorder='fpn', data_idx=p.student_index),
+            preds_T=dict(from_student=False, recorder='fpn', data_idx=p.teacher_index),
+            **copy.deepcopy(extra_inputs or {}))
+    return dict(type='ConfigurableDistiller',
+                student_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+                teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+                distill_losses=losses, loss_forward_mappings=mappings)
+
+
+def distill_config(student_cfg, teacher_cfg, *, student: str, teacher: str, teacher_ckpt: Optional[str],
+                   method: str = 'pkd', pairing: str = 'index', teacher_run: Optional[str] = None,
+                   **params):
+    """The mmengine config of ``student`` distilled from ``teacher`` with ``method``.
+
+    Data, schedule and runtime come from ``student_cfg`` (the baseline the distilled student is compared
+    with); ``model`` becomes the mmrazor algorithm wrapping both detectors.
+    """
+    m = get_method(method)
+    unknown = set(params) - set(m.defaults)
+    if unknown:
+        raise UnknownNameError(f'parameter of method {method!r}', sorted(unknown)[0], m.defaults)
+    pairs = pair_levels(levels_of(student), levels_of(teacher), pairing=pairing)
+    cfg = copy.deepcopy(student_cfg)
+    architecture = dict(_scope_='mmdet', **student_cfg.model.to_dict())
+    teacher_model = dict(_scope_='mmdet', **teacher_cfg.model.to_dict())
+    cfg.model = dict(_scope_='mmrazor', type=m.algorithm, architecture=architecture, teacher=teacher_model,
+                     teacher_ckpt=teacher_ckpt,
+                     distiller=m.build(pairs, **{**m.defaults, **params}))
+    cfg.val_cfg = dict(type='mmrazor.SingleTeacherDistillValLoop')
+    cfg.find_unused_parameters = True
+    cfg.teacher_run = teacher_run
+    cfg.kdlab_method = dict(method=method, pairing=pairing, params={**m.defaults, **params},
+                            student=student, teacher=teacher)
+    return cfg

@@ -1,0 +1,266 @@
+"""The detector zoo: every detector family of the seed tables at three scales.
+
+A detector is named ``<family>_<backbone>`` (e.g. ``retinanet_x101``, ``mask_rcnn_swin_s``) and built
+for a *scale*:
+
+* ``full`` — the official mmdet 3.3.0 config (``mmdet::...``), unchanged but for the data root;
+* ``mini`` — the same official config with a tiny backbone from :data:`MINI_BACKBONES`, a 64-channel
+  FPN and heads, 6 classes, the embedded synthetic dataset at 160x160, and a CPU-minutes schedule;
+* ``smoke`` — ``mini`` at 96x96 on a dozen images for one epoch (seconds; tests and CI).
+
+The mini backbones keep the ladder of the papers: ``r18 < r50 < r101 < x101`` and ``swin_t < swin_s``,
+each rung with more capacity than the one below, and the same *type* (ResNet / ResNeXt / Swin) as the
+full-scale backbone it stands for. Heterogeneous pairs stay heterogeneous: a mini Swin Mask R-CNN teacher
+still has a P2-P6 FPN and a RetinaNet student P3-P7.
+
+Everything returned is a plain :class:`mmengine.config.Config`; ``cfg.dump(path)`` writes the resolved file.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from typing import Any, Dict, Optional, Tuple
+
+from kdlab.errors import UnknownNameError
+
+SCALES = ('smoke', 'mini', 'full')
+MINI_WIDTH = 64  # FPN / head channels at mini and smoke scale (full: 256)
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """One detector family: its official base config and full-scale config per (backbone, schedule)."""
+
+    name: str
+    base: str                      # official R50 config the mini model is derived from
+    kind: str                      # 'one_stage' | 'two_stage'
+    full: Dict[Tuple[str, str], str]
+    with_mask: bool = False
+    #: FPN levels, for pairing teacher and student levels (mmrazor's PKD pairs by index)
+    levels: Tuple[str, ...] = ('P3', 'P4', 'P5', 'P6', 'P7')
+
+
+_M = 'mmdet::'
+FAMILIES: Dict[str, Family] = {f.name: f for f in [
+    Family('retinanet', _M + 'retinanet/retinanet_r50_fpn_1x_coco.py', 'one_stage', {
+        ('r50', '1x'): _M + 'retinanet/retinanet_r50_fpn_1x_coco.py',
+        ('r50', '2x'): _M + 'retinanet/retinanet_r50_fpn_2x_coco.py',
+        ('r101', '1x'): _M + 'retinanet/retinanet_r101_fpn_1x_coco.py',
+        ('r101', '2x'): _M + 'retinanet/retinanet_r101_fpn_2x_coco.py',
+        ('x101', '1x'): _M + 'retinanet/retinanet_x101-64x4d_fpn_1x_coco.py',
+        ('x101', '2x'): _M + 'retinanet/retinanet_x101-64x4d_fpn_2x_coco.py',
+        ('swin_t', '1x'): _M + 'swin/retinanet_swin-t-p4-w7_fpn_1x_coco.py',
+    }),
+    Family('fcos', _M + 'fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py', 'one_stage', {
+        ('r50', '1x'): _M + 'fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
+        ('r50', '2x_ms'): _M + 'fcos/fcos_r50-caffe_fpn_gn-head_ms-640-800-2x_coco.py',
+        ('r101', '1x'): _M + 'fcos/fcos_r101-caffe_fpn_gn-head-1x_coco.py',
+        ('r101', '2x_ms'): _M + 'fcos/fcos_r101-caffe_fpn_gn-head_ms-640-800-2x_coco.py',
+        ('x101', '2x_ms'): _M + 'fcos/fcos_x101-64x4d_fpn_gn-head_ms-640-800-2x_coco.py',
+    }),
+    Family('gfl', _M + 'gfl/gfl_r50_fpn_1x_coco.py', 'one_stage', {
+        ('r50', '1x'): _M + 'gfl/gfl_r50_fpn_1x_coco.py',
+        ('r50', '2x_ms'): _M + 'gfl/gfl_r50_fpn_ms-2x_coco.py',
+        ('r101', '2x_ms'): _M + 'gfl/gfl_r101_fpn_ms-2x_coco.py',
+        ('x101', '2x_ms'): _M + 'gfl/gfl_x101-32x4d_fpn_ms-2x_coco.py',
+    }),
+    Family('reppoints', _M + 'reppoints/reppoints-moment_r50_fpn-gn_head-gn_1x_coco.py', 'one_stage', {
+        ('r50', '1x'): _M + 'reppoints/reppoints-moment_r50_fpn-gn_head-gn_1x_coco.py',
+        ('r50', '2x'): _M + 'reppoints/reppoints-moment_r50_fpn-gn_head-gn_2x_coco.py',
+        ('r101', '2x'): _M + 'reppoints/reppoints-moment_r101_fpn-gn_head-gn_2x_coco.py',
+        ('x101', '2x'): _M + 'reppoints/reppoints-moment_x101-dconv-c3-c5_fpn-gn_head-gn_2x_coco.py',
+    }),
+    Family('tood', _M + 'tood/tood_r50_fpn_1x_coco.py', 'one_stage', {
+        ('r50', '1x'): _M + 'tood/tood_r50_fpn_1x_coco.py',
+        ('r50', '2x_ms'): _M + 'tood/tood_r50_fpn_ms-2x_coco.py',
+        ('r101', '2x_ms'): _M + 'tood/tood_r101_fpn_ms-2x_coco.py',
+        ('x101', '2x_ms'): _M + 'tood/tood_x101-64x4d_fpn_ms-2x_coco.py',
+    }),
+    Family('faster_rcnn', _M + 'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', 'two_stage', {
+        ('r50', '1x'): _M + 'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+        ('r50', '2x'): _M + 'faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py',
+        ('r101', '1x'): _M + 'faster_rcnn/faster-rcnn_r101_fpn_1x_coco.py',
+        ('r101', '2x'): _M + 'faster_rcnn/faster-rcnn_r101_fpn_2x_coco.py',
+        ('x101', '2x'): _M + 'faster_rcnn/faster-rcnn_x101-64x4d_fpn_2x_coco.py',
+    }, levels=('P2', 'P3', 'P4', 'P5', 'P6')),
+    Family('cascade_mask_rcnn', _M + 'cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py', 'two_stage', {
+        ('r50', '1x'): _M + 'cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py',
+        ('r50', '20e'): _M + 'cascade_rcnn/cascade-mask-rcnn_r50_fpn_20e_coco.py',
+        ('r101', '20e'): _M + 'cascade_rcnn/cascade-mask-rcnn_r101_fpn_20e_coco.py',
+        ('x101', '20e'): _M + 'cascade_rcnn/cascade-mask-rcnn_x101-64x4d_fpn_20e_coco.py',
+    }, with_mask=True, levels=('P2', 'P3', 'P4', 'P5', 'P6')),
+    Family('mask_rcnn', _M + 'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', 'two_stage', {
+        ('r50', '1x'): _M + 'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+        ('r50', '2x'): _M + 'mask_rcnn/mask-rcnn_r50_fpn_2x_coco.py',
+        ('swin_t', '1x'): _M + 'swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py',
+        ('swin_t', '3x'): _M + 'swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py',
+        ('swin_s', '3x'): _M + 'swin/mask-rcnn_swin-s-p4-w7_fpn_amp-ms-crop-3x_coco.py',
+    }, with_mask=True, levels=('P2', 'P3', 'P4', 'P5', 'P6')),
+]}
+
+
+def _resnet(depth: int, base_channels: int) -> dict:
+    return dict(type='ResNet', depth=depth, base_channels=base_channels, num_stages=4, out_indices=(0, 1, 2, 3),
+                frozen_stages=-1, norm_cfg=dict(type='BN', requires_grad=True), norm_eval=False,
+                style='pytorch', init_cfg=None)
+
+
+def _swin(embed_dims: int, depths) -> dict:
+    return dict(type='SwinTransformer', embed_dims=embed_dims, depths=list(depths),
+                num_heads=[1, 2, 4, 8], window_size=5, mlp_ratio=4,
+                qkv_bias=True, drop_path_rate=0.1, patch_norm=True, out_indices=(0, 1, 2, 3),
+                with_cp=False, convert_weights=False, init_cfg=None)
+
+
+#: Mini backbones: (backbone dict, output channels per stage). The rung names are the full-scale
+#: backbones they stand for; capacity grows along r18 < r50 < r101 < x101 and swin_t < swin_s.
+MINI_BACKBONES: Dict[str, Tuple[dict, Tuple[int, ...]]] = {
+    'r18': (_resnet(18, 8), (8, 16, 32, 64)),
+    'r50': (_resnet(18, 16), (16, 32, 64, 128)),
+    'r101': (_resnet(34, 24), (24, 48, 96, 192)),
+    'x101': (dict(type='ResNeXt', depth=50, groups=8, base_width=4, base_channels=16, num_stages=4,
+                  out_indices=(0, 1, 2, 3), frozen_stages=-1, norm_cfg=dict(type='BN', requires_grad=True),
+                  norm_eval=False, style='pytorch', init_cfg=None), (64, 128, 256, 512)),
+    'swin_t': (_swin(24, (2, 2, 2, 2)), (24, 48, 96, 192)),
+    'swin_s': (_swin(32, (2, 2, 6, 2)), (32, 64, 128, 256)),
+}
+
+#: Schedules at mini / smoke scale: epochs. Full scale keeps the official schedule of its config.
+MINI_EPOCHS = {'1x': 12, '2x': 24, '2x_ms': 24, '3x': 36, '20e': 20}
+SMOKE_EPOCHS = 1
+
+
+def list_detectors() -> Dict[str, Tuple[str, str]]:
+    """Every ``<family>_<backbone>`` name of the zoo -> (family, backbone)."""
+    names = {}
+    for fam in FAMILIES.values():
+        backbones = {b for b, _ in fam.full}
+        if fam.name == 'mask_rcnn':
+            backbones |= {'r50'}
+        for b in sorted(backbones | {'r18'} if fam.kind == 'one_stage' else backbones):
+            names[f'{fam.name}_{b}'] = (fam.name, b)
+    return names
+
+
+def parse_detector(name: str) -> Tuple[Family, str]:
+    known = list_detectors()
+    if name not in known:
+        raise UnknownNameError('detector', name, known, 'see `kdlab zoo` for the list')
+    family, backbone = known[name]
+    return FAMILIES[family], backbone
+
+
+def _check_scale(scale: str) -> None:
+    if scale not in SCALES:
+        raise UnknownNameError('scale', scale, SCALES)
+
+
+def load_config(path: str):
+    """``Config.fromfile`` that also takes the ``package::relative/path.py`` form of mmengine's hub."""
+    from mmengine.config import Config
+    if '::' in path:
+        from mmengine.hub import get_config
+        return get_config(path)
+    return Config.fromfile(path)
+
+
+# ------------------------------------------------------------------------------- config surgery
+_WIDTH_KEYS = ('in_channels', 'feat_channels', 'out_channels', 'conv_out_channels')
+
+
+def _narrow(node: Any, width: int, num_classes: int) -> Any:
+    """Recursively replace the full-scale widths (256 / fc 1024) and class count (80) in a model dict."""
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            if k in _WIDTH_KEYS and v == 256:
+                v = width
+            elif k == 'fc_out_channels' and v == 1024:
+                v = width * 4
+            elif k == 'num_classes' and v == 80:
+                v = num_classes
+            else:
+                v = _narrow(v, width, num_classes)
+            out[k] = v
+        return out
+    if isinstance(node, (list, tuple)):
+        return type(node)(_narrow(v, width, num_classes) for v in node)
+    return node
+
+
+def mini_model(family: Family, backbone: str, num_classes: int, width: int = MINI_WIDTH) -> dict:
+    """The ``model`` dict of a mini detector: the official config's model with a mini backbone and widths."""
+    from mmengine.config import Config
+    if backbone not in MINI_BACKBONES:
+        raise UnknownNameError('mini backbone', backbone, MINI_BACKBONES)
+    official = load_config(family.base)
+    model = _narrow(official.model.to_dict(), width, num_classes)
+    bb, channels = MINI_BACKBONES[backbone]
+    model['backbone'] = copy.deepcopy(bb)
+    model['neck']['in_channels'] = list(channels)
+    # mini models train from scratch: no frozen stages, BN in train mode (set in the backbone dicts);
+    # caffe-style FCOS configs expect caffe pixel stats — mini uses the standard ones for every family.
+    model['data_preprocessor'] = dict(type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53],
+                                      std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_size_divisor=32,
+                                      pad_mask=family.with_mask)
+    return model
+
+
+def detector_config(name: str, scale: str = 'mini', *, schedule: Optional[str] = None,
+                    data_root: Optional[str] = None, seed: int = 0):
+    """The complete mmengine config (model, data, schedule, runtime) of detector ``name`` at ``scale``.
+
+    ``schedule`` (``1x``, ``2x``, ...) picks the official full-scale config and the mini epoch budget;
+    default: the family's first schedule for that backbone.
+    """
+    from mmengine.config import Config
+    from kdlab.data import coco_data_config
+
+    _check_scale(scale)
+    family, backbone = parse_detector(name)
+    schedules = [s for b, s in family.full if b == backbone] or ['1x']
+    schedule = schedule or schedules[0]
+    if scale == 'full':
+        if (backbone, schedule) not in family.full:
+            raise UnknownNameError(f'full-scale schedule of {name}', schedule, schedules)
+        cfg = load_config(family.full[(backbone, schedule)])
+        if data_root is not None:
+            cfg.merge_from_dict(coco_data_config(data_root, scale='full', with_mask=family.with_mask,
+                                                 base=cfg))
+        cfg.randomness = dict(seed=seed)
+        return cfg
+    if schedule not in MINI_EPOCHS:
+        raise UnknownNameError('schedule', schedule, MINI_EPOCHS)
+    official = load_config(family.base)
+    from kdlab.data.synthetic import CATEGORIES
+    cfg = Config(dict(
+        default_scope='mmdet',
+        model=mini_model(family, backbone, num_classes=len(CATEGORIES)),
+        default_hooks=official.default_hooks.to_dict(),
+        env_cfg=official.env_cfg.to_dict(),
+        log_processor=official.log_processor.to_dict(),
+        log_level='INFO', load_from=None, resume=False,
+        randomness=dict(seed=seed, deterministic=False),
+    ))
+    cfg.merge_from_dict(coco_data_config(data_root, scale=scale, with_mask=family.with_mask))
+    cfg.merge_from_dict(mini_schedule(SMOKE_EPOCHS if scale == 'smoke' else MINI_EPOCHS[schedule]))
+    cfg.merge_from_dict(dict(default_hooks=dict(logger=dict(interval=10), checkpoint=dict(interval=1,
+                        max_keep_ckpts=1, save_last=True), visualization=dict(draw=False))))
+    cfg.env_cfg['dist_cfg'] = dict(backend='gloo')  # CPU-friendly; full scale keeps nccl
+    return cfg
+
+
+def mini_schedule(epochs: int) -> dict:
+    """AdamW with a short warm-up and a step at 3/4: trains tiny detectors from scratch in CPU minutes."""
+    return dict(
+        train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=epochs, val_interval=epochs),
+        val_cfg=dict(type='ValLoop'), test_cfg=dict(type='TestLoop'),
+        optim_wrapper=dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05),
+                           clip_grad=dict(max_norm=10, norm_type=2)),
+        param_scheduler=[
+            dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
+            dict(type='MultiStepLR', by_epoch=True, begin=0, end=epochs,
+                 milestones=[max(1, int(epochs * 0.75))], gamma=0.1)],
+        auto_scale_lr=dict(enable=False, base_batch_size=8),
+    )
