@@ -14,6 +14,7 @@ from typing import List, Optional
 COMMANDS = (
     'kdlab.doctor',        # kdlab doctor       — versions, compiled ops, device, fixes
     'kdlab.data.cli',      # kdlab data         — generate / inspect the embedded synthetic dataset
+    'kdlab.zoo.cli',       # kdlab zoo          — the detector zoo and its resolved configs
     'kdlab.papers.cli',    # kdlab papers       — the registry of reported tables
     'kdlab.demo',          # kdlab demo         — teacher / baseline / PKD end to end (the main job)
     'kdlab.engine.cli',    # kdlab train, eval  — one mmengine config (mmdet or mmrazor) through kdlab
@@ -46,6 +47,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print('\ninterrupted', file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `kdlab papers | head`
+        sys.stderr.close()
+        return 0
+    except Exception as err:
+        from kdlab.errors import KdlabError
+        if isinstance(err, KdlabError):  # the researcher's mistake: the message, not a traceback
+            print(f'kdlab: error: {err}', file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == '__main__':

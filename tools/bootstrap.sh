@@ -39,25 +39,27 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
   pip install -q "$TORCH_SPEC"
 fi
 
-if ! "$PY" -c "import mmcv, mmcv.ops" 2>/dev/null; then
-  tag=$("$PY" - <<'PY'
+# Which mmcv build this environment needs: python, torch, and CPU or CUDA ops (FORCE_CUDA=1).
+tag=$("$PY" - <<'PY'
 import sys, torch, os
 cuda = torch.version.cuda if (torch.version.cuda and os.environ.get('FORCE_CUDA') == '1') else None
 print(f"py{sys.version_info[0]}{sys.version_info[1]}-torch{torch.__version__.split('+')[0]}-{'cu' + cuda.replace('.', '') if cuda else 'cpu'}")
 PY
 )
+if [ "$(cat "$VENV/.mmcv-build" 2>/dev/null)" != "$tag" ] || ! "$PY" -c "import mmcv.ops" 2>/dev/null; then
   wheeldir=$CACHE/wheels/mmcv-$MMCV_VERSION-$tag
   if ! ls "$wheeldir"/mmcv-$MMCV_VERSION-*.whl >/dev/null 2>&1; then
     log "building mmcv $MMCV_VERSION with compiled ops ($tag); this happens once per machine and takes ~11 min on 2 cores"
     mkdir -p "$wheeldir"
-    pip install -q ninja packaging 'numpy' 'pyyaml' 'addict' 'yapf' 'opencv-python-headless' || true
+    pip install -q ninja packaging numpy pyyaml addict yapf opencv-python-headless
     tmp=$(mktemp -d)
     MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} pip wheel --no-build-isolation --no-deps -w "$tmp" "mmcv==$MMCV_VERSION"
     mv "$tmp"/mmcv-*.whl "$wheeldir"/ && rmdir "$tmp"
   else
     log "using cached mmcv wheel from $wheeldir"
   fi
-  pip install -q --no-deps "$wheeldir"/mmcv-$MMCV_VERSION-*.whl
+  pip install -q --no-deps --force-reinstall "$wheeldir"/mmcv-$MMCV_VERSION-*.whl
+  echo "$tag" > "$VENV/.mmcv-build"
 fi
 
 log "installing kdlab and its pinned dependencies"

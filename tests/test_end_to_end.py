@@ -1,0 +1,109 @@
+"""The main job at smoke scale: teacher, baseline and PKD student trained, evaluated, stored, reused."""
+import json
+
+import pytest
+
+from kdlab.engine.store import RunExistsError, RunStore
+from kdlab.errors import CheckpointError
+
+METRICS = ['mAP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'mAR', 'ARs', 'ARm', 'ARl']
+
+
+@pytest.fixture(scope='module')
+def demo_rows(smoke_data, tmp_path_factory):
+    from kdlab import demo
+    store = RunStore(tmp_path_factory.mktemp('store'), tmp_path_factory.mktemp('work'))
+    return store, demo.run('smoke', store=store, progress=False)
+
+
+def test_demo_trains_evaluates_and_stores_three_runs(demo_rows):
+    store, rows = demo_rows
+    assert [r['role'] for r in rows] == ['teacher', 'baseline', 'pkd']
+    assert len({r['key'] for r in rows}) == 3
+    for r in rows:
+        rec = store.load(r['key'])
+        assert rec['status'] == 'finished'
+        assert set(METRICS) <= set(rec['metrics'])
+        assert all(isinstance(rec['metrics'][m], float) for m in METRICS)
+        prov = rec['provenance']
+        assert prov['packages']['torch'].startswith('2.13') and prov['packages']['mmrazor'] == '1.0.0'
+        assert prov['seed'] == 0 and prov['world_size'] == 1 and prov['images_per_gpu'] == 4
+        d = store.run_dir(r['key'])
+        assert (d / 'config.py').is_file() and (d / 'train.log').stat().st_size > 0
+        assert rec['checkpoint'] and rec['checkpoint'].endswith('.pth')
+
+
+def test_the_distilled_run_is_an_mmrazor_fpn_teacher_distill_with_pkd(demo_rows):
+    store, rows = demo_rows
+    text = (store.run_dir(rows[2]['key']) / 'config.py').read_text()
+    assert "type='FpnTeacherDistill'" in text and "type='PKDLoss'" in text
+    assert rows[0]['key'] in text  # the teacher is identified by its run
+
+
+def test_a_second_call_reuses_the_stored_runs(demo_rows):
+    from kdlab import demo
+    store, rows = demo_rows
+    before = {r['key']: (store.run_dir(r['key']) / 'run.json').stat().st_mtime_ns for r in rows}
+    again = demo.run('smoke', store=store, progress=False)
+    assert [r['key'] for r in again] == [r['key'] for r in rows]
+    assert {r['key']: (store.run_dir(r['key']) / 'run.json').stat().st_mtime_ns for r in rows} == before
+
+
+def test_a_finished_run_is_not_overwritten_silently(demo_rows):
+    store, rows = demo_rows
+    rec = store.load(rows[1]['key'])
+    with pytest.raises(RunExistsError, match='overwrite'):
+        store.save(rec, 'x = 1')
+
+
+def test_table_prints_every_role(demo_rows):
+    from kdlab.demo import format_table
+    _, rows = demo_rows
+    table = format_table(rows)
+    for col in ('mAP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'teacher', 'baseline', 'pkd'):
+        assert col in table
+
+
+def test_teacher_checkpoint_that_does_not_match_its_config(demo_rows):
+    from kdlab.engine.checkpoints import check_checkpoint
+    from kdlab.zoo import detector_config
+    store, rows = demo_rows
+    student_ckpt = store.load(rows[1]['key'])['checkpoint']        # a retinanet_r50 checkpoint...
+    wrong = detector_config('retinanet_x101', 'smoke').model.to_dict()  # ...offered as the x101 teacher
+    with pytest.raises(CheckpointError, match='does not match its config'):
+        check_checkpoint(wrong, student_ckpt)
+    with pytest.raises(CheckpointError, match='does not exist'):
+        check_checkpoint(wrong, '/nonexistent/teacher.pth')
+
+
+def test_official_mmrazor_pkd_retinanet_config_runs_through_kdlab(demo_rows, tmp_path):
+    """mmrazor's own PKD RetinaNet X101 -> R50 config: only data and widths changed, a few iterations."""
+    from mmengine.config import Config
+    from kdlab.engine.official import adapt_official
+    from kdlab.engine.runner import execute
+    from kdlab.zoo import load_config
+    store, rows = demo_rows
+    official = load_config('mmrazor::distill/mmdet/pkd/pkd_fpn_retina_x101_retina_r50_2x_coco.py')
+    teacher_ckpt = store.load(rows[0]['key'])['checkpoint']         # the smoke retinanet_x101 teacher
+    cfg = adapt_official(official, 'smoke', teacher_ckpt=teacher_ckpt)
+    # unchanged: algorithm, distiller, loss weights, optimizer
+    assert cfg.model.type == 'FpnTeacherDistill'
+    assert cfg.model.distiller.to_dict() == official.model.distiller.to_dict()
+    assert cfg.optim_wrapper.to_dict() == official.optim_wrapper.to_dict()
+    # changed: widths (same families/backbones) and data
+    assert cfg.model.architecture.type == 'RetinaNet' and cfg.model.teacher.backbone.type == 'ResNeXt'
+    assert cfg.model.architecture.neck.out_channels == 64
+    assert 'synthetic-' in cfg.train_dataloader.dataset.data_root
+    rec = execute(cfg, name='official pkd retina x101->r50', store=RunStore(tmp_path / 's', tmp_path / 'w'),
+                  progress=False)
+    assert rec['status'] == 'finished'
+    log = json.dumps(rec)
+    assert 'mAP' in log
+
+
+def test_official_config_with_a_url_teacher_says_what_to_do():
+    from kdlab.engine.official import adapt_official
+    from kdlab.zoo import load_config
+    official = load_config('mmrazor::distill/mmdet/pkd/pkd_fpn_retina_x101_retina_r50_2x_coco.py')
+    with pytest.raises(CheckpointError, match='--teacher-ckpt'):
+        adapt_official(official, 'smoke')

@@ -1,0 +1,68 @@
+"""Every zoo entry builds and takes one forward/backward step at smoke size; the ladder keeps its order."""
+import pytest
+import torch
+
+from kdlab.errors import UnknownNameError
+from kdlab.zoo import FAMILIES, MINI_BACKBONES, detector_config, list_detectors, parse_detector
+
+DETECTORS = sorted(list_detectors())
+
+
+def test_every_seed_table_family_is_in_the_zoo():
+    assert set(FAMILIES) >= {'retinanet', 'fcos', 'gfl', 'reppoints', 'tood', 'faster_rcnn',
+                             'cascade_mask_rcnn', 'mask_rcnn'}
+    assert {'mask_rcnn_swin_t', 'mask_rcnn_swin_s', 'retinanet_x101', 'faster_rcnn_r101'} <= set(DETECTORS)
+
+
+@pytest.mark.parametrize('name', DETECTORS)
+def test_forward_backward_at_smoke_size(name, smoke_data, tmp_path):
+    from mmengine.logging import MessageHub
+    from mmengine.runner import Runner
+    cfg = detector_config(name, 'smoke')
+    cfg.work_dir = str(tmp_path)
+    cfg.log_level = 'WARNING'
+    runner = Runner.from_cfg(cfg)
+    MessageHub.get_current_instance().update_info('epoch', 0)  # TOOD reads it (the train loop sets it)
+    model = runner.model
+    data = model.data_preprocessor(next(iter(runner.train_dataloader)), True)
+    loss, _ = model.parse_losses(model(**data, mode='loss'))
+    assert torch.isfinite(loss)
+    loss.backward()
+    grads = [p.grad for p in model.backbone.parameters() if p.requires_grad]
+    assert grads and all(g is not None for g in grads[:3])
+    # heads at mini width, classes of the synthetic data
+    text = cfg.pretty_text
+    assert 'num_classes=6' in text and 'num_classes=80' not in text
+
+
+def _params(backbone):
+    from mmdet.registry import MODELS
+    import mmdet.models  # noqa: F401
+    return sum(p.numel() for p in MODELS.build(MINI_BACKBONES[backbone][0]).parameters())
+
+
+def test_backbone_ladder_grows_like_the_papers():
+    assert _params('r18') < _params('r50') < _params('r101')
+    assert _params('r50') < _params('x101')
+    assert _params('swin_t') < _params('swin_s')
+    assert MINI_BACKBONES['x101'][0]['type'] == 'ResNeXt' and MINI_BACKBONES['swin_s'][0]['type'] == 'SwinTransformer'
+
+
+def test_heterogeneous_pairs_keep_their_pyramids():
+    assert FAMILIES['mask_rcnn'].levels[0] == 'P2' and FAMILIES['retinanet'].levels[0] == 'P3'
+
+
+def test_full_scale_is_the_official_config():
+    cfg = detector_config('retinanet_x101', 'full', schedule='2x')
+    assert cfg.model.backbone.type == 'ResNeXt' and cfg.model.backbone.depth == 101
+    assert cfg.model.neck.out_channels == 256 and cfg.model.bbox_head.num_classes == 80
+    assert cfg.train_cfg.max_epochs == 24
+
+
+def test_bad_names_name_the_fix():
+    with pytest.raises(UnknownNameError, match="Did you mean 'retinanet_r50'"):
+        parse_detector('retinanet_r5')
+    with pytest.raises(UnknownNameError, match='scale'):
+        detector_config('retinanet_r50', 'huge')
+    with pytest.raises(UnknownNameError, match='schedule'):
+        detector_config('retinanet_r50', 'full', schedule='9x')
