@@ -40,3 +40,21 @@ class ProgressBarHook(Hook):
 
     def after_test(self, runner) -> None:
         self.after_train(runner)
+
+
+class EpochSeedHook(Hook):
+    """Re-seed python, numpy and torch at the start of every epoch with ``seed + epoch``.
+
+    mmengine seeds once, when the runner is built, and does not checkpoint the random state, so a run
+    resumed at epoch k would draw different augmentations than the uninterrupted run. Seeding per epoch
+    makes "interrupted + resumed" and "uninterrupted" the same computation (on CPU, deterministically).
+    """
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, seed: int):
+        self.seed = int(seed)
+
+    def before_train_epoch(self, runner) -> None:
+        from mmengine.runner.utils import set_random_seed
+        set_random_seed(self.seed + runner.epoch)

@@ -122,17 +122,18 @@ def _quiet_console(runner) -> None:
 
 
 def execute(cfg, *, name: str, store: Optional[RunStore] = None, progress: bool = True,
-            overwrite: bool = False, extra: Optional[dict] = None) -> dict:
+            overwrite: bool = False, extra: Optional[dict] = None, key: Optional[str] = None) -> dict:
     """Train ``cfg``, evaluate it on its test split, store and return the run record.
 
     A finished run with the same key is returned from the store without training (unless ``overwrite``).
-    An unfinished one resumes from the last checkpoint in its work directory.
+    An unfinished one resumes from the last checkpoint in its work directory. ``key``: the run's key when
+    the planner computed it on the config before its ``<run:KEY>`` references were resolved.
     """
     from mmengine.runner import Runner
-    from kdlab.engine.hooks import ProgressBarHook
+    from kdlab.engine.hooks import EpochSeedHook, ProgressBarHook
 
     store = store or RunStore()
-    key = run_key(cfg)
+    key = key or run_key(cfg)
     if not overwrite:
         cached = store.load(key)
         if cached is not None:
@@ -144,6 +145,7 @@ def execute(cfg, *, name: str, store: Optional[RunStore] = None, progress: bool 
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')
     t0 = time.time()
     runner = Runner.from_cfg(cfg)
+    runner.register_hook(EpochSeedHook(runner.seed), priority='VERY_HIGH')
     if progress:
         _quiet_console(runner)
         runner.register_hook(ProgressBarHook(desc=name), priority='VERY_LOW')

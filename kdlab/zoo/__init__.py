@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import os
 from typing import Any, Dict, Optional, Tuple
 
@@ -93,6 +94,9 @@ FAMILIES: Dict[str, Family] = {f.name: f for f in [
     Family('mask_rcnn', _M + 'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', 'two_stage', {
         ('r50', '1x'): _M + 'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
         ('r50', '2x'): _M + 'mask_rcnn/mask-rcnn_r50_fpn_2x_coco.py',
+        ('r101', '2x'): _M + 'mask_rcnn/mask-rcnn_r101_fpn_2x_coco.py',
+        ('r101', '3x'): _M + 'mask_rcnn/mask-rcnn_r101_fpn_ms-poly-3x_coco.py',
+        ('x101', '2x'): _M + 'mask_rcnn/mask-rcnn_x101-64x4d_fpn_2x_coco.py',
         ('swin_t', '1x'): _M + 'swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py',
         ('swin_t', '3x'): _M + 'swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py',
         ('swin_s', '3x'): _M + 'swin/mask-rcnn_swin-s-p4-w7_fpn_amp-ms-crop-3x_coco.py',
@@ -136,8 +140,6 @@ def list_detectors() -> Dict[str, Tuple[str, str]]:
     names = {}
     for fam in FAMILIES.values():
         backbones = {b for b, _ in fam.full}
-        if fam.name == 'mask_rcnn':
-            backbones |= {'r50'}
         for b in sorted(backbones | {'r18'} if fam.kind == 'one_stage' else backbones):
             names[f'{fam.name}_{b}'] = (fam.name, b)
     return names
@@ -157,7 +159,16 @@ def _check_scale(scale: str) -> None:
 
 
 def load_config(path: str):
-    """``Config.fromfile`` that also takes the ``package::relative/path.py`` form of mmengine's hub."""
+    """``Config.fromfile`` that also takes the ``package::relative/path.py`` form of mmengine's hub.
+
+    Parsed once per process (parsing an official config with its ``_base_`` chain takes ~0.3 s); each
+    call returns a fresh copy.
+    """
+    return copy.deepcopy(_load_config_cached(path))
+
+
+@functools.lru_cache(maxsize=None)
+def _load_config_cached(path: str):
     from mmengine.config import Config
     if '::' in path:
         from mmengine.hub import get_config

@@ -1,0 +1,253 @@
+"""From table rows to runs: the planner.
+
+A reported row (:class:`kdlab.papers.ReportedRow`) becomes a small graph of runs at a scale:
+
+* one run per teacher of its chain (a zoo detector trained alone),
+* the baseline student (the student trained alone) — the row's ``method: baseline`` rows are exactly this,
+* the distilled student: one ``distill_config`` run, or for DFMSD's stage-wise learning (SAL) a chain of
+  stage runs, each starting from the previous stage's student.
+
+Runs are content-addressed before anything is trained: a run that needs another run's checkpoint refers to
+it as ``<run:KEY>`` (see :func:`run_ref`), so its key is a function of what it depends on, and a teacher or
+baseline shared by several rows, tables or papers is one run. :func:`resolve_refs` swaps the references for
+checkpoint paths right before a run trains.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from kdlab.engine.runner import run_key
+from kdlab.errors import KdlabError
+
+_REF = re.compile(r'<run:([0-9a-f]{16})>')
+
+
+def run_ref(key: str) -> str:
+    """How a config names the checkpoint of run ``key`` until it exists."""
+    return f'<run:{key}>'
+
+
+@dataclasses.dataclass
+class PlannedRun:
+    """One run of a plan: its key, what it is, its (unresolved) config and the runs it needs first."""
+
+    key: str
+    role: str                 # 'teacher' | 'baseline' | 'distilled' | 'stage'
+    name: str
+    cfg: object
+    needs: Tuple[str, ...] = ()
+
+
+@dataclasses.dataclass
+class Plan:
+    """The unique runs of some rows, in dependency order, and which run answers which row."""
+
+    scale: str
+    runs: Dict[str, PlannedRun] = dataclasses.field(default_factory=dict)
+    rows: Dict[str, str] = dataclasses.field(default_factory=dict)        # 'paper/table/row' -> run key
+    skipped: Dict[str, str] = dataclasses.field(default_factory=dict)     # 'paper/table/row' -> why
+    row_count: int = 0
+
+    def add(self, run: PlannedRun) -> str:
+        self.runs.setdefault(run.key, run)
+        return run.key
+
+    def ordered(self) -> List[PlannedRun]:
+        """Runs with every dependency before its dependants (insertion order already respects it)."""
+        return list(self.runs.values())
+
+
+# --------------------------------------------------------------------------------- row -> zoo names
+#: The papers' names that stand for a zoo entry at mini scale (the registry's vocabulary -> the zoo's).
+BACKBONE_ALIASES = {'x101_dcn': 'x101'}
+#: The papers' schedules -> the zoo's (multi-scale training is not simulated at mini scale).
+SCHEDULE_ALIASES = {'1x_ms': '1x', '3x_ms': '3x', '2x_ms': '2x_ms'}
+
+
+def zoo_name(spec) -> Optional[str]:
+    """``ModelSpec(detector='retinanet', backbone='x101')`` -> ``'retinanet_x101'`` if the zoo has it."""
+    from kdlab.zoo import list_detectors
+    if spec.detector is None or spec.backbone is None:
+        return None
+    name = f'{spec.detector}_{BACKBONE_ALIASES.get(spec.backbone, spec.backbone)}'
+    return name if name in list_detectors() else None
+
+
+def _schedule(spec, default: str) -> str:
+    return SCHEDULE_ALIASES.get(spec.schedule, spec.schedule) if spec.schedule else default
+
+
+#: Methods whose released code pairs neck outputs by index and resizes the student (PKD, DCSF-KD); the
+#: masking methods compare maps of equal size and pair heterogeneous pyramids by stride.
+INDEX_PAIRED = ('pkd', 'dcsf_kd')
+
+
+def pairing_for(method: str, student: str, teacher: str) -> str:
+    from kdlab.core.levels import levels_of
+    if method in INDEX_PAIRED or levels_of(student) == levels_of(teacher):
+        return 'index'
+    return 'stride'
+
+
+def method_params(row) -> Dict[str, object]:
+    """The row's switches as the parameters of its method builder (only those the method knows)."""
+    from kdlab.methods import get_method
+    m = get_method(row.method)
+    return {k: v for k, v in row.switches.items() if k in m.defaults and v is not None}
+
+
+# ------------------------------------------------------------------------------------------ planning
+class _Planner:
+    def __init__(self, scale: str, seed: int, data_root: Optional[str], teacher_schedule: str):
+        self.plan = Plan(scale)
+        self.scale, self.seed, self.data_root = scale, seed, data_root
+        self.teacher_schedule = teacher_schedule
+
+    def detector_run(self, name: str, schedule: str, role: str) -> PlannedRun:
+        from kdlab.zoo import detector_config
+        cfg = detector_config(name, self.scale, schedule=schedule, data_root=self.data_root, seed=self.seed)
+        key = run_key(cfg)
+        run = self.plan.runs.get(key) or PlannedRun(key, role, f'{name} {schedule} ({self.scale})', cfg)
+        self.plan.add(run)
+        return run
+
+    def distilled_runs(self, row, student: str, s_sched: str, teachers: List[Tuple[str, PlannedRun]]):
+        from kdlab.methods import distill_config
+        from kdlab.zoo import detector_config
+        s_cfg = detector_config(student, self.scale, schedule=s_sched, data_root=self.data_root, seed=self.seed)
+        params = method_params(row)
+        label = f'{student} <- {" -> ".join(t for t, _ in teachers)} [{row.method}] ({self.scale})'
+        if row.method == 'dfmsd':
+            from kdlab.methods.dfmsd import sal_stages, stage_placeholder
+            sal = params.pop('sal', True)
+            me = params.pop('me', 'last')
+            t_cfgs = [r.cfg for _, r in teachers]
+            stages = sal_stages(s_cfg, t_cfgs, student=student, teachers=[t for t, _ in teachers],
+                                pairing=pairing_for(row.method, student, teachers[-1][0]),
+                                teacher_ckpts=[run_ref(r.key) for _, r in teachers], sal=sal, me=me, **params)
+            prev: Optional[PlannedRun] = None
+            used = teachers if sal else teachers[-1:]
+            for stage, (t_name, t_run) in zip(stages, used):
+                cfg = stage.cfg
+                if prev is not None:  # the previous stage's student, by its run
+                    init = cfg.model['architecture']['init_cfg']
+                    init['checkpoint'] = run_ref(prev.key)
+                    cfg.kdlab_stage['init_from'] = run_ref(prev.key)
+                cfg.teacher_run = t_run.key
+                needs = (t_run.key,) + ((prev.key,) if prev else ()) + (
+                    (used[stage.index - 1][1].key,) if 'box_teacher' in cfg.model else ())
+                key = run_key(cfg)
+                role = 'distilled' if stage.index == len(used) - 1 else 'stage'
+                run = self.plan.runs.get(key) or PlannedRun(
+                    key, role, f'{label} stage {stage.index + 1}/{len(used)}', cfg, needs)
+                self.plan.add(run)
+                prev = run
+            return prev
+        if len(teachers) != 1:
+            raise KdlabError(f'{row.method} distils from one teacher; the row has {len(teachers)}')
+        t_name, t_run = teachers[0]
+        cfg = distill_config(s_cfg, t_run.cfg, student=student, teacher=t_name, teacher_ckpt=run_ref(t_run.key),
+                             method=row.method, teacher_run=t_run.key,
+                             pairing=pairing_for(row.method, student, t_name), **params)
+        key = run_key(cfg)
+        run = self.plan.runs.get(key) or PlannedRun(key, 'distilled', label, cfg, (t_run.key,))
+        self.plan.add(run)
+        return run
+
+    def add_row(self, row) -> None:
+        from kdlab.methods import METHODS, _load_builtin
+        _load_builtin()
+        ref = f'{row.paper}/{row.table}/{row.id}'
+        self.plan.row_count += 1
+        if not row.runnable:
+            why = row.incomplete or ('switches lost in the source: ' + ', '.join(row.unknown_switches)
+                                     if row.unknown_switches else 'the source does not name every model')
+            self.plan.skipped[ref] = f'not runnable: {why}'
+            return
+        student = zoo_name(row.student)
+        if student is None:
+            self.plan.skipped[ref] = f'no zoo detector for student {row.student.name}'
+            return
+        s_sched = _schedule(row.student, '1x')
+        if row.method == 'baseline':
+            self.plan.rows[ref] = self.detector_run(student, s_sched, 'baseline').key
+            return
+        if row.method not in METHODS:
+            self.plan.skipped[ref] = f'kdlab does not implement method {row.method!r}'
+            return
+        teachers = []
+        for t in row.teachers:
+            name = zoo_name(t)
+            if name is None:
+                self.plan.skipped[ref] = f'no zoo detector for teacher {t.name}'
+                return
+            teachers.append((name, self.detector_run(name, _schedule(t, self.teacher_schedule), 'teacher')))
+        self.detector_run(student, s_sched, 'baseline')   # every distilled row is read against its baseline
+        self.plan.rows[ref] = self.distilled_runs(row, student, s_sched, teachers).key
+
+
+def plan_rows(rows: Iterable, scale: str = 'mini', *, seed: int = 0, data_root: Optional[str] = None,
+              teacher_schedule: str = '3x') -> Plan:
+    """Plan the unique runs that answer ``rows`` at ``scale``.
+
+    ``teacher_schedule``: the schedule of a teacher whose row does not state one (mini scale: teachers are
+    trained ``3x`` so that they lead their students as clearly as the papers' teachers do; see
+    ARCHITECTURE.md).
+    """
+    planner = _Planner(scale, seed, data_root, teacher_schedule)
+    for row in rows:
+        planner.add_row(row)
+    return planner.plan
+
+
+def plan_table(paper: str, tables: Sequence[str] = (), scale: str = 'mini', *, row_ids: Sequence[str] = (),
+               **kwargs) -> Plan:
+    from kdlab import papers
+    tables = list(tables) or papers.list_tables(paper)
+    rows = [r for t in tables for r in papers.iter_rows(paper, t) if not row_ids or r.id in row_ids]
+    return plan_rows(rows, scale, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------ executing
+def resolve_refs(cfg, store):
+    """A copy of ``cfg`` with every ``<run:KEY>`` replaced by that stored run's checkpoint path."""
+    cfg = copy.deepcopy(cfg)
+
+    def sub(match):
+        rec = store.load(match.group(1))
+        if rec is None or not rec.get('checkpoint'):
+            raise KdlabError(f'run {match.group(1)} is needed first but is not stored',
+                             'execute the plan in order (kdlab.engine.planner.execute_plan)')
+        return rec['checkpoint']
+
+    def walk(node):
+        if isinstance(node, dict):
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        if isinstance(node, tuple):
+            return tuple(walk(v) for v in node)
+        if isinstance(node, str) and _REF.search(node):
+            return _REF.sub(sub, node)
+        return node
+
+    from mmengine.config import Config
+    data = walk(cfg.to_dict())
+    return Config(data)
+
+
+def execute_plan(plan: Plan, store=None, *, progress: bool = True, only: Optional[Sequence[str]] = None):
+    """Train what is not stored yet, in order; return ``{key: record}``."""
+    from kdlab.engine.runner import execute
+    from kdlab.engine.store import RunStore
+    store = store or RunStore()
+    out = {}
+    for run in plan.ordered():
+        if only is not None and run.key not in only:
+            continue
+        out[run.key] = execute(resolve_refs(run.cfg, store), name=run.name, store=store, progress=progress,
+                               key=run.key, extra={'role': run.role, 'needs': list(run.needs)})
+    return out
