@@ -1,65 +1,52 @@
 """The main job: one distillation end to end on the embedded data.
 
 Train a teacher, a baseline student and the student distilled with PKD (mmrazor ``FpnTeacherDistill`` +
-``PKDLoss``); evaluate all three with COCO metrics; store each run with its config and provenance; print
-the table. Default pair: PKD's official RetinaNet-X101 -> RetinaNet-R50 row, at ``mini`` scale.
-Runs already in the store are reused (content-addressed), so a second call prints the table at once.
+``PKDLoss``, loss weight 10 as in mmrazor's official RetinaNet config); evaluate all three with COCO metrics;
+store each run with its config and provenance; print the table. Default pair: PKD's RetinaNet-X101 ->
+RetinaNet-R50, at ``mini`` scale, the student on the 1x schedule and the teacher on 3x (trained once, reused).
+The runs are planned like any table row (:func:`kdlab.engine.planner.plan_pair`), so a second call finds
+them stored and prints the table at once.
 """
 from __future__ import annotations
 
 import time
 from typing import Dict, List, Optional
 
-from kdlab.engine.runner import METRICS, execute, run_key
+from kdlab.engine.planner import execute_plan, plan_pair
 from kdlab.engine.store import RunStore
 
-
-def plan(scale: str = 'mini', *, teacher: str = 'retinanet_x101', student: str = 'retinanet_r50',
-         schedule: str = '1x', method: str = 'pkd', data_root: Optional[str] = None, seed: int = 0,
-         **method_params):
-    """The demo's runs in dependency order: [(role, name, cfg)], the distilled one built once the teacher
-    has a checkpoint (a callable taking the teacher's record)."""
-    from kdlab.zoo import detector_config
-    t_cfg = detector_config(teacher, scale, schedule=schedule, data_root=data_root, seed=seed)
-    s_cfg = detector_config(student, scale, schedule=schedule, data_root=data_root, seed=seed)
-
-    def distilled(teacher_record):
-        from kdlab.engine.checkpoints import check_checkpoint
-        from kdlab.methods import distill_config
-        ckpt = teacher_record['checkpoint']
-        check_checkpoint(t_cfg.model.to_dict(), ckpt, what=f'teacher checkpoint of {teacher}')
-        return distill_config(s_cfg, t_cfg, student=student, teacher=teacher, teacher_ckpt=ckpt,
-                              method=method, teacher_run=teacher_record['key'], **method_params)
-
-    return [('teacher', f'{teacher} ({scale})', t_cfg), ('baseline', f'{student} ({scale})', s_cfg),
-            (method, f'{student} <- {teacher} [{method}] ({scale})', distilled)]
+DEFAULTS = dict(teacher='retinanet_x101', student='retinanet_r50', method='pkd', schedule='1x',
+                teacher_schedule='3x', loss_weight=10.0)
 
 
 def run(scale: str = 'mini', *, store: Optional[RunStore] = None, progress: bool = True,
-        **kwargs) -> List[Dict[str, object]]:
+        data_root: Optional[str] = None, seed: int = 0, **overrides) -> List[Dict[str, object]]:
+    """Plan, train what is not stored, and return one row per run: role, model, metrics, key, wall time."""
+    opts = {**DEFAULTS, **overrides}
+    teacher, student, method = opts.pop('teacher'), opts.pop('student'), opts.pop('method')
     store = store or RunStore()
-    rows, teacher_record = [], None
-    for role, name, cfg in plan(scale, **kwargs):
-        if callable(cfg):
-            cfg = cfg(teacher_record)
-        if progress:
-            cached = store.load(run_key(cfg)) is not None
-            print(f'[{role}] {name}: {"stored, reused" if cached else "training"}', flush=True)
-        record = execute(cfg, name=name, store=store, progress=progress, extra={'role': role})
-        if role == 'teacher':
-            teacher_record = record
-        rows.append({'role': role, 'model': name, **record['metrics'], 'key': record['key'],
-                     'wall_time_s': record['wall_time_s']})
+    plan = plan_pair(student, [teacher], method, scale, seed=seed, data_root=data_root, **opts)
+    if progress:
+        for r in plan.ordered():
+            state = 'stored, reused' if store.load(r.key) else 'to train'
+            print(f'[{r.role}] {r.name}: {state}', flush=True)
+    records = execute_plan(plan, store, progress=progress)
+    rows = []
+    for role, ref in (('teacher', f'teacher:{teacher}'), ('baseline', 'baseline'), (method, 'distilled')):
+        rec = records[plan.rows[ref]]
+        rows.append({'role': role, 'model': plan.runs[rec['key']].name, **rec['metrics'], 'key': rec['key'],
+                     'wall_time_s': rec['wall_time_s']})
     return rows
 
 
 def format_table(rows) -> str:
     cols = ['mAP', 'AP50', 'AP75', 'APs', 'APm', 'APl']
-    head = f'{"role":<9} {"model":<46} ' + ' '.join(f'{c:>5}' for c in cols) + '   run'
+    width = max(len(r['model']) for r in rows)
+    head = f'{"role":<9} {"model":<{width}} ' + ' '.join(f'{c:>5}' for c in cols) + '   run'
     lines = [head, '-' * len(head)]
     for r in rows:
         vals = ' '.join(f'{r[c]:>5.1f}' if r.get(c) is not None else f'{"-":>5}' for c in cols)
-        lines.append(f'{r["role"]:<9} {r["model"]:<46} {vals}   {r["key"]}')
+        lines.append(f'{r["role"]:<9} {r["model"]:<{width}} {vals}   {r["key"]}')
     return '\n'.join(lines)
 
 
@@ -67,7 +54,7 @@ def main(args) -> int:
     t0 = time.time()
     store = RunStore(args.store) if args.store else RunStore()
     rows = run(args.scale, store=store, data_root=args.data_root, seed=args.seed, teacher=args.teacher,
-               student=args.student, schedule=args.schedule)
+               student=args.student, schedule=args.schedule, teacher_schedule=args.teacher_schedule)
     print()
     print(format_table(rows))
     t, b, d = (rows[0]['mAP'], rows[1]['mAP'], rows[2]['mAP'])
@@ -79,9 +66,10 @@ def main(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser('demo', help='the main job: teacher / baseline / PKD-distilled student, end to end')
     p.add_argument('--scale', default='mini', choices=('smoke', 'mini', 'full'))
-    p.add_argument('--teacher', default='retinanet_x101')
-    p.add_argument('--student', default='retinanet_r50')
-    p.add_argument('--schedule', default='1x')
+    p.add_argument('--teacher', default=DEFAULTS['teacher'])
+    p.add_argument('--student', default=DEFAULTS['student'])
+    p.add_argument('--schedule', default=DEFAULTS['schedule'], help='student schedule (default 1x)')
+    p.add_argument('--teacher-schedule', default=DEFAULTS['teacher_schedule'], help='teacher schedule (default 3x)')
     p.add_argument('--data-root', default=None, help='default: the embedded synthetic dataset (generated)')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--store', default=None, help='run store (default: results/runs or $KDLAB_RESULTS)')

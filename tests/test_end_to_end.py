@@ -38,6 +38,7 @@ def test_the_distilled_run_is_an_mmrazor_fpn_teacher_distill_with_pkd(demo_rows)
     text = (store.run_dir(rows[2]['key']) / 'config.py').read_text()
     assert "type='FpnTeacherDistill'" in text and "type='PKDLoss'" in text
     assert rows[0]['key'] in text  # the teacher is identified by its run
+    assert 'loss_weight=10.0' in text
 
 
 def test_a_second_call_reuses_the_stored_runs(demo_rows):

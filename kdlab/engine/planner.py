@@ -114,19 +114,20 @@ class _Planner:
         self.plan.add(run)
         return run
 
-    def distilled_runs(self, row, student: str, s_sched: str, teachers: List[Tuple[str, PlannedRun]]):
+    def distilled_runs(self, method: str, params: dict, student: str, s_sched: str,
+                       teachers: List[Tuple[str, PlannedRun]]):
         from kdlab.methods import distill_config
         from kdlab.zoo import detector_config
         s_cfg = detector_config(student, self.scale, schedule=s_sched, data_root=self.data_root, seed=self.seed)
-        params = method_params(row)
-        label = f'{student} <- {" -> ".join(t for t, _ in teachers)} [{row.method}] ({self.scale})'
-        if row.method == 'dfmsd':
+        params = dict(params)
+        label = f'{student} <- {" -> ".join(t for t, _ in teachers)} [{method}] ({self.scale})'
+        if method == 'dfmsd':
             from kdlab.methods.dfmsd import sal_stages, stage_placeholder
             sal = params.pop('sal', True)
             me = params.pop('me', 'last')
             t_cfgs = [r.cfg for _, r in teachers]
             stages = sal_stages(s_cfg, t_cfgs, student=student, teachers=[t for t, _ in teachers],
-                                pairing=pairing_for(row.method, student, teachers[-1][0]),
+                                pairing=pairing_for(method, student, teachers[-1][0]),
                                 teacher_ckpts=[run_ref(r.key) for _, r in teachers], sal=sal, me=me, **params)
             prev: Optional[PlannedRun] = None
             used = teachers if sal else teachers[-1:]
@@ -147,11 +148,12 @@ class _Planner:
                 prev = run
             return prev
         if len(teachers) != 1:
-            raise KdlabError(f'{row.method} distils from one teacher; the row has {len(teachers)}')
+            raise KdlabError(f'{method} distils from one teacher; got a chain of {len(teachers)}',
+                             'give one teacher, or use dfmsd for stage-wise distillation')
         t_name, t_run = teachers[0]
         cfg = distill_config(s_cfg, t_run.cfg, student=student, teacher=t_name, teacher_ckpt=run_ref(t_run.key),
-                             method=row.method, teacher_run=t_run.key,
-                             pairing=pairing_for(row.method, student, t_name), **params)
+                             method=method, teacher_run=t_run.key,
+                             pairing=pairing_for(method, student, t_name), **params)
         key = run_key(cfg)
         run = self.plan.runs.get(key) or PlannedRun(key, 'distilled', label, cfg, (t_run.key,))
         self.plan.add(run)
@@ -186,7 +188,7 @@ class _Planner:
                 return
             teachers.append((name, self.detector_run(name, _schedule(t, self.teacher_schedule), 'teacher')))
         self.detector_run(student, s_sched, 'baseline')   # every distilled row is read against its baseline
-        self.plan.rows[ref] = self.distilled_runs(row, student, s_sched, teachers).key
+        self.plan.rows[ref] = self.distilled_runs(row.method, method_params(row), student, s_sched, teachers).key
 
 
 def plan_rows(rows: Iterable, scale: str = 'mini', *, seed: int = 0, data_root: Optional[str] = None,
@@ -201,6 +203,23 @@ def plan_rows(rows: Iterable, scale: str = 'mini', *, seed: int = 0, data_root: 
     for row in rows:
         planner.add_row(row)
     return planner.plan
+
+
+def plan_pair(student: str, teachers: Sequence[str], method: str = 'pkd', scale: str = 'mini', *,
+              schedule: str = '1x', teacher_schedule: str = '3x', seed: int = 0, data_root: Optional[str] = None,
+              **params) -> Plan:
+    """Plan one distillation outside the registry: the teacher(s), the baseline student, the distilled one.
+
+    The plan's ``rows`` name them ``teacher:<name>``, ``baseline`` and ``distilled``.
+    """
+    planner = _Planner(scale, seed, data_root, teacher_schedule)
+    t_runs = [(t, planner.detector_run(t, teacher_schedule, 'teacher')) for t in teachers]
+    plan = planner.plan
+    for t, r in t_runs:
+        plan.rows[f'teacher:{t}'] = r.key
+    plan.rows['baseline'] = planner.detector_run(student, schedule, 'baseline').key
+    plan.rows['distilled'] = planner.distilled_runs(method, params, student, schedule, t_runs).key
+    return plan
 
 
 def plan_table(paper: str, tables: Sequence[str] = (), scale: str = 'mini', *, row_ids: Sequence[str] = (),
@@ -245,9 +264,15 @@ def execute_plan(plan: Plan, store=None, *, progress: bool = True, only: Optiona
     from kdlab.engine.store import RunStore
     store = store or RunStore()
     out = {}
+    from kdlab.engine.checkpoints import check_checkpoint
     for run in plan.ordered():
         if only is not None and run.key not in only:
             continue
+        for need in run.needs:  # a teacher checkpoint must fit the teacher config it is loaded into
+            dep = plan.runs.get(need)
+            rec = store.load(need)
+            if dep is not None and dep.role == 'teacher' and rec is not None:
+                check_checkpoint(dep.cfg.model.to_dict(), rec['checkpoint'], what=f'checkpoint of {dep.name}')
         out[run.key] = execute(resolve_refs(run.cfg, store), name=run.name, store=store, progress=progress,
                                key=run.key, extra={'role': run.role, 'needs': list(run.needs)})
     return out

@@ -1,0 +1,79 @@
+"""The planner: table rows -> unique, content-addressed runs, in dependency order."""
+import json
+
+import pytest
+
+from kdlab import papers
+from kdlab.engine.planner import plan_pair, plan_rows, plan_table, resolve_refs, run_ref
+from kdlab.engine.store import RunStore
+from kdlab.errors import KdlabError
+
+
+@pytest.fixture(scope='module')
+def registry_plan():
+    return plan_rows(list(papers.iter_rows()), 'smoke')
+
+
+def test_the_registry_needs_fewer_runs_than_it_has_rows(registry_plan):
+    plan = registry_plan
+    assert plan.row_count == len(list(papers.iter_rows()))
+    assert len(plan.rows) + len(plan.skipped) == plan.row_count
+    assert len(plan.runs) < len(plan.rows)
+    shared = [k for k in set(plan.rows.values()) if list(plan.rows.values()).count(k) > 1]
+    assert shared, 'no run answers two rows: baselines should be shared'
+
+
+def test_every_dependency_comes_first(registry_plan):
+    seen = set()
+    for run in registry_plan.ordered():
+        assert set(run.needs) <= seen, run.name
+        seen.add(run.key)
+
+
+def test_a_shared_teacher_is_one_run():
+    a = plan_table('dcsf_kd', ['table1'], 'smoke')
+    teachers = [r for r in a.runs.values() if r.role == 'teacher']
+    assert len({r.name for r in teachers}) == len(teachers)
+    pkd = a.runs[a.rows['dcsf_kd/table1/retinanet_x101.retinanet_r50.pkd']]
+    dcsf = a.runs[a.rows['dcsf_kd/table1/retinanet_x101.retinanet_r50.dcsf_kd']]
+    assert pkd.needs == dcsf.needs and pkd.key != dcsf.key
+
+
+def test_unimplemented_and_unpublished_rows_say_why(registry_plan):
+    reasons = registry_plan.skipped
+    assert any("method 'fkd'" in v for v in reasons.values())
+    assert all(k.startswith('dsamkd/') is False or 'not runnable' in v for k, v in reasons.items())
+
+
+def test_sal_rows_become_chains():
+    plan = plan_table('dfmsd', ['table7'], 'smoke')
+    finals = [plan.runs[k] for k in plan.rows.values() if plan.runs[k].role == 'distilled']
+    assert finals
+    final = finals[0]
+    stage_keys = [k for k in final.needs if plan.runs[k].role == 'stage']
+    assert stage_keys, 'the last stage starts from the previous one'
+    init = final.cfg.model['architecture']['init_cfg']
+    assert init['checkpoint'] == run_ref(stage_keys[0]) and init['prefix'] == 'architecture.'
+
+
+def test_refs_resolve_to_stored_checkpoints_and_fail_clearly(tmp_path):
+    plan = plan_pair('retinanet_r18', ['retinanet_r50'], 'pkd', 'smoke', teacher_schedule='1x')
+    distilled = plan.runs[plan.rows['distilled']]
+    teacher_key = plan.rows['teacher:retinanet_r50']
+    store = RunStore(tmp_path / 'r', tmp_path / 'w')
+    with pytest.raises(KdlabError, match='not stored'):
+        resolve_refs(distilled.cfg, store)
+    d = store.run_dir(teacher_key)
+    d.mkdir(parents=True)
+    (d / 'run.json').write_text(json.dumps({'key': teacher_key, 'status': 'finished',
+                                            'checkpoint': '/ckpts/teacher.pth'}))
+    assert resolve_refs(distilled.cfg, store).model.teacher_ckpt == '/ckpts/teacher.pth'
+
+
+def test_keys_do_not_depend_on_the_machine(tmp_path, monkeypatch):
+    a = plan_pair('retinanet_r18', ['retinanet_r50'], 'pkd', 'smoke', teacher_schedule='1x')
+    monkeypatch.setenv('KDLAB_WORK', str(tmp_path / 'elsewhere'))
+    b = plan_pair('retinanet_r18', ['retinanet_r50'], 'pkd', 'smoke', teacher_schedule='1x')
+    assert a.rows == b.rows
+    c = plan_pair('retinanet_r18', ['retinanet_r50'], 'pkd', 'smoke', teacher_schedule='1x', seed=1)
+    assert c.rows['distilled'] != a.rows['distilled']
