@@ -2,6 +2,9 @@
 # Each first sets up .venv (tools/bootstrap.sh: seconds when done before, ~15 min on a fresh machine).
 PY := .venv/bin/python
 PYTEST_ARGS ?=
+# One intra-op thread per process: on a 2-core machine with other work running, torch's default thread
+# pool oversubscribes the cores and a smoke training step was measured ~100x slower (10.4 s vs 0.1 s).
+export OMP_NUM_THREADS ?= 1
 
 .PHONY: setup demo test bench doctor
 setup:

@@ -66,9 +66,14 @@ def adapt_official(cfg, scale: str, *, data_root: Optional[str] = None, teacher_
         if epochs:
             cfg.train_cfg.max_epochs = epochs
             cfg.train_cfg.val_interval = epochs
-            for s in cfg.get('param_scheduler', []) or []:
-                if s.get('by_epoch', True) and s.get('end', 0) and s['end'] > epochs:
-                    s['end'] = epochs
+            schedulers = cfg.get('param_scheduler') or []
+            groups = schedulers.values() if isinstance(schedulers, dict) else [schedulers]  # per optimizer
+            for group in groups:
+                for s in (group if isinstance(group, (list, tuple)) else [group]):
+                    if s.get('by_epoch', True) and s.get('end', 0) and s['end'] > epochs:
+                        s['end'] = epochs
+                        if 'T_max' in s:
+                            s['T_max'] = epochs - s.get('begin', 0)
         cfg.env_cfg['dist_cfg'] = dict(backend='gloo')
         cfg.default_hooks.setdefault('logger', {})['interval'] = 10
         cfg.default_hooks.setdefault('checkpoint', {}).update(interval=1, max_keep_ckpts=1)

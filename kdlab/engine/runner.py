@@ -130,6 +130,8 @@ def execute(cfg, *, name: str, store: Optional[RunStore] = None, progress: bool 
     the planner computed it on the config before its ``<run:KEY>`` references were resolved.
     """
     from mmengine.runner import Runner
+    from mmengine.utils import import_modules_from_strings
+    import kdlab.models  # noqa: F401  (registers kdlab's mmrazor components for any config)
     from kdlab.engine.hooks import EpochSeedHook, ProgressBarHook
 
     store = store or RunStore()
@@ -139,6 +141,8 @@ def execute(cfg, *, name: str, store: Optional[RunStore] = None, progress: bool 
         if cached is not None:
             return cached
     cfg = copy.deepcopy(cfg)
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
     work_dir = store.work_dir(key)
     cfg.work_dir = str(work_dir)
     cfg.resume = (work_dir / 'last_checkpoint').is_file() and not overwrite
