@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from kdlab.core.levels import LevelPair, levels_of, pair_levels
 from kdlab.errors import UnknownNameError
@@ -21,14 +21,20 @@ class Method:
     defaults: Dict[str, object] = field(default_factory=dict)
     algorithm: str = 'FpnTeacherDistill'
     doc: str = ''
+    num_levels: int = 4              # most level pairs handed to ``build`` (official PKD configs: 4)
+    configure: Optional[Callable[..., None]] = None   # (cfg, **params): edits the rest of the config
+    inherit: Tuple[str, ...] = ()    # modules the student inherits from the teacher by default
 
 
 METHODS: Dict[str, Method] = {}
 
 
-def register_method(name: str, *, defaults: Optional[dict] = None, algorithm: str = 'FpnTeacherDistill'):
+def register_method(name: str, *, defaults: Optional[dict] = None, algorithm: str = 'FpnTeacherDistill',
+                    num_levels: int = 4, configure: Optional[Callable[..., None]] = None,
+                    inherit: Sequence[str] = ()):
     def deco(fn):
-        METHODS[name] = Method(name, fn, dict(defaults or {}), algorithm, (fn.__doc__ or '').strip())
+        METHODS[name] = Method(name, fn, dict(defaults or {}), algorithm, (fn.__doc__ or '').strip(),
+                               num_levels, configure, tuple(inherit))
         return fn
     return deco
 
@@ -42,6 +48,9 @@ def get_method(name: str) -> Method:
 
 def _load_builtin() -> None:
     from kdlab.methods import pkd  # noqa: F401  (registers itself)
+    from kdlab.methods import icd  # noqa: F401
+    from kdlab.methods import crosskd  # noqa: F401
+    from kdlab.methods import dcsf_kd, mgd, fgd, amd, dmkd, dfmsd, dsamkd  # noqa: F401  (feature methods)
 
 
 def fpn_distiller(pairs: List[LevelPair], loss: dict, *, prefix: str,
@@ -67,17 +76,21 @@ def fpn_distiller(pairs: List[LevelPair], loss: dict, *, prefix: str,
 
 def distill_config(student_cfg, teacher_cfg, *, student: str, teacher: str, teacher_ckpt: Optional[str],
                    method: str = 'pkd', pairing: str = 'index', teacher_run: Optional[str] = None,
-                   **params):
+                   inherit: Optional[Sequence[str]] = None, **params):
     """The mmengine config of ``student`` distilled from ``teacher`` with ``method``.
 
     Data, schedule and runtime come from ``student_cfg`` (the baseline the distilled student is compared
     with); ``model`` becomes the mmrazor algorithm wrapping both detectors.
+
+    ``inherit`` names the student modules initialised from the teacher's (e.g. ``('neck', 'bbox_head')``,
+    see :mod:`kdlab.models.inherit`); None: the method's default (modules the pair cannot share are dropped),
+    ``()``: none.
     """
     m = get_method(method)
     unknown = set(params) - set(m.defaults)
     if unknown:
         raise UnknownNameError(f'parameter of method {method!r}', sorted(unknown)[0], m.defaults)
-    pairs = pair_levels(levels_of(student), levels_of(teacher), pairing=pairing)
+    pairs = pair_levels(levels_of(student), levels_of(teacher), pairing=pairing, num_levels=m.num_levels)
     cfg = copy.deepcopy(student_cfg)
     architecture = dict(_scope_='mmdet', **student_cfg.model.to_dict())
     teacher_model = dict(_scope_='mmdet', **teacher_cfg.model.to_dict())
@@ -87,6 +100,15 @@ def distill_config(student_cfg, teacher_cfg, *, student: str, teacher: str, teac
     cfg.val_cfg = dict(type='mmrazor.SingleTeacherDistillValLoop')
     cfg.find_unused_parameters = True
     cfg.teacher_run = teacher_run
+    explicit = inherit is not None
+    inherit = tuple(m.inherit if inherit is None else inherit)
     cfg.kdlab_method = dict(method=method, pairing=pairing, params={**m.defaults, **params},
                             student=student, teacher=teacher)
+    if m.configure is not None:
+        m.configure(cfg, **cfg.kdlab_method['params'])
+    if inherit:
+        from kdlab.models.inherit import add_inherit_hook
+        inherit = add_inherit_hook(cfg, inherit, strict=explicit)   # a method's default skips what cannot match
+        if inherit:
+            cfg.kdlab_method['inherit'] = list(inherit)
     return cfg

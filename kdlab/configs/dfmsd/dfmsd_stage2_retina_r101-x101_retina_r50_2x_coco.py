@@ -1,0 +1,75 @@
+# DFMSD (arXiv 2407.13147; no public code — kdlab's reading, docs/methods.md), SAL stage 2/2:
+# retinanet_x101-64x4d_fpn_1x_coco -> retinanet_r50_fpn_2x_coco.
+# Table 6 / 11: RetinaNet-R101 -> RetinaNet-X101 teachers, RetinaNet-R50 37.4 -> 42.0 (DMKD 41.5).
+# Losses: DMKD dual masked reconstruction (Eq. 7, alpha 5.0e-5), SFA on P1-P3 (Eq. 5), masking enhancement
+# (Eq. 4/8, beta 2.5e-5) with candidate boxes from the stage-1 teacher.
+_base_ = ['mmdet::retinanet/retinanet_r50_fpn_2x_coco.py']
+
+custom_imports = dict(imports=['kdlab.models'], allow_failed_imports=False)
+
+teacher_ckpt = None  # checkpoint of mmdet::retinanet/retinanet_x101-64x4d_fpn_1x_coco.py (required)
+# stage 1's result (mmengine's default work_dir of the stage-1 config, its last epoch)
+stage1_ckpt = 'work_dirs/dfmsd_stage1_retina_r101-x101_retina_r50_2x_coco/epoch_24.pth'
+
+model = dict(
+    _scope_='mmrazor',
+    _delete_=True,
+    type='DFMSDDistill',
+    architecture=dict(cfg_path='mmdet::retinanet/retinanet_r50_fpn_2x_coco.py', pretrained=False,
+                      # the student starts from stage 1's student (the checkpoint holds the whole
+                      # algorithm: keep the 'architecture.' weights)
+                      init_cfg=dict(type='Pretrained', prefix='architecture.', checkpoint=stage1_ckpt)),
+    teacher=dict(cfg_path='mmdet::retinanet/retinanet_x101-64x4d_fpn_1x_coco.py', pretrained=False),
+    teacher_ckpt=teacher_ckpt,
+    # masking enhancement's candidate boxes: the stage-1 (weaker) teacher's predictions
+    box_teacher=dict(cfg_path='mmdet::retinanet/retinanet_r101_fpn_2x_coco.py', pretrained=False),
+    box_teacher_ckpt=None,  # checkpoint of mmdet::retinanet/retinanet_r101_fpn_2x_coco.py (required)
+    distiller=dict(
+        type='DFMSDDistiller',
+        student_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+        teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+        enhance=dict(threshold=0.5, noise_sigma=15.0, noise_prob=0.5, crop_scale=(0.7, 1.0), boxes='box_teacher',
+                     box_score_thr=0.3, adversarial=True, adv_eps=2.0),
+        distill_losses=dict(
+            loss_dfmsd_P3=dict(type='DFMSDLoss', student_channels=256, teacher_channels=256, alpha=5e-05,
+                               beta=2.5e-05, mask_ratio=0.65, temperature=0.5, sfa_weight=1.0, sfa=True),
+            loss_dfmsd_P4=dict(type='DFMSDLoss', student_channels=256, teacher_channels=256, alpha=5e-05,
+                               beta=2.5e-05, mask_ratio=0.65, temperature=0.5, sfa_weight=1.0, sfa=True),
+            loss_dfmsd_P5=dict(type='DFMSDLoss', student_channels=256, teacher_channels=256, alpha=5e-05,
+                               beta=2.5e-05, mask_ratio=0.65, temperature=0.5, sfa_weight=1.0, sfa=True),
+            loss_dfmsd_P6=dict(type='DFMSDLoss', student_channels=256, teacher_channels=256, alpha=5e-05,
+                               beta=2.5e-05, mask_ratio=0.65, temperature=0.5, sfa_weight=1.0, sfa=False),
+            loss_dfmsd_P7=dict(type='DFMSDLoss', student_channels=256, teacher_channels=256, alpha=5e-05,
+                               beta=2.5e-05, mask_ratio=0.65, temperature=0.5, sfa_weight=1.0, sfa=False),
+        ),
+        loss_forward_mappings=dict(
+            loss_dfmsd_P3=dict(
+                preds_S=dict(from_student=True, recorder='fpn', data_idx=0),
+                preds_T=dict(from_student=False, recorder='fpn', data_idx=0),
+                preds_S_enh=dict(from_student=True, recorder='fpn', record_idx=1, data_idx=0),
+                preds_T_enh=dict(from_student=False, recorder='fpn', record_idx=1, data_idx=0)),
+            loss_dfmsd_P4=dict(
+                preds_S=dict(from_student=True, recorder='fpn', data_idx=1),
+                preds_T=dict(from_student=False, recorder='fpn', data_idx=1),
+                preds_S_enh=dict(from_student=True, recorder='fpn', record_idx=1, data_idx=1),
+                preds_T_enh=dict(from_student=False, recorder='fpn', record_idx=1, data_idx=1)),
+            loss_dfmsd_P5=dict(
+                preds_S=dict(from_student=True, recorder='fpn', data_idx=2),
+                preds_T=dict(from_student=False, recorder='fpn', data_idx=2),
+                preds_S_enh=dict(from_student=True, recorder='fpn', record_idx=1, data_idx=2),
+                preds_T_enh=dict(from_student=False, recorder='fpn', record_idx=1, data_idx=2)),
+            loss_dfmsd_P6=dict(
+                preds_S=dict(from_student=True, recorder='fpn', data_idx=3),
+                preds_T=dict(from_student=False, recorder='fpn', data_idx=3),
+                preds_S_enh=dict(from_student=True, recorder='fpn', record_idx=1, data_idx=3),
+                preds_T_enh=dict(from_student=False, recorder='fpn', record_idx=1, data_idx=3)),
+            loss_dfmsd_P7=dict(
+                preds_S=dict(from_student=True, recorder='fpn', data_idx=4),
+                preds_T=dict(from_student=False, recorder='fpn', data_idx=4),
+                preds_S_enh=dict(from_student=True, recorder='fpn', record_idx=1, data_idx=4),
+                preds_T_enh=dict(from_student=False, recorder='fpn', record_idx=1, data_idx=4)),
+        )))
+
+find_unused_parameters = True
+
+val_cfg = dict(_delete_=True, type='mmrazor.SingleTeacherDistillValLoop')

@@ -1,0 +1,66 @@
+# FGD (Yang et al., CVPR 2022):
+#   reppoints-moment_x101-dconv-c3-c5_fpn-gn_head-gn_2x_coco -> reppoints-moment_r50_fpn-gn_head-gn_2x_coco.
+# Reported: 41.3 (DCSF-KD Table 1), 42.0 (DFMSD Table 6) from RepPoints-R50 38.6.
+# FGD's released reppoints hyper-parameters; all five FPN outputs; the GT boxes reach the loss through kdlab's
+# DataSamplesRecorder (mmrazor 1.0.0's recorders cannot hand them over).
+_base_ = ['mmdet::reppoints/reppoints-moment_r50_fpn-gn_head-gn_2x_coco.py']
+
+custom_imports = dict(imports=['kdlab.models'], allow_failed_imports=False)
+
+# checkpoint of mmdet::reppoints/reppoints-moment_x101-dconv-c3-c5_fpn-gn_head-gn_2x_coco.py (required)
+teacher_ckpt = None
+
+model = dict(
+    _scope_='mmrazor',
+    _delete_=True,
+    type='FpnTeacherDistill',
+    architecture=dict(cfg_path='mmdet::reppoints/reppoints-moment_r50_fpn-gn_head-gn_2x_coco.py', pretrained=False),
+    teacher=dict(cfg_path='mmdet::reppoints/reppoints-moment_x101-dconv-c3-c5_fpn-gn_head-gn_2x_coco.py',
+                 pretrained=False),
+    teacher_ckpt=teacher_ckpt,
+    distiller=dict(
+        type='ConfigurableDistiller',
+        student_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck'),
+                               samples=dict(type='DataSamples')),
+        teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+        distill_losses=dict(
+            loss_fgd_P3=dict(type='FGDLoss', student_channels=256, teacher_channels=256, temp=0.5, alpha_fgd=0.0016,
+                             beta_fgd=0.0008, gamma_fgd=0.0008, lambda_fgd=8e-06),
+            loss_fgd_P4=dict(type='FGDLoss', student_channels=256, teacher_channels=256, temp=0.5, alpha_fgd=0.0016,
+                             beta_fgd=0.0008, gamma_fgd=0.0008, lambda_fgd=8e-06),
+            loss_fgd_P5=dict(type='FGDLoss', student_channels=256, teacher_channels=256, temp=0.5, alpha_fgd=0.0016,
+                             beta_fgd=0.0008, gamma_fgd=0.0008, lambda_fgd=8e-06),
+            loss_fgd_P6=dict(type='FGDLoss', student_channels=256, teacher_channels=256, temp=0.5, alpha_fgd=0.0016,
+                             beta_fgd=0.0008, gamma_fgd=0.0008, lambda_fgd=8e-06),
+            loss_fgd_P7=dict(type='FGDLoss', student_channels=256, teacher_channels=256, temp=0.5, alpha_fgd=0.0016,
+                             beta_fgd=0.0008, gamma_fgd=0.0008, lambda_fgd=8e-06),
+        ),
+        loss_forward_mappings=dict(
+            loss_fgd_P3=dict(
+                preds_S=dict(from_student=True, recorder='fpn', data_idx=0),
+                preds_T=dict(from_student=False, recorder='fpn', data_idx=0),
+                data_samples=dict(from_student=True, recorder='samples')),
+            loss_fgd_P4=dict(
+                preds_S=dict(from_student=True, recorder='fpn', data_idx=1),
+                preds_T=dict(from_student=False, recorder='fpn', data_idx=1),
+                data_samples=dict(from_student=True, recorder='samples')),
+            loss_fgd_P5=dict(
+                preds_S=dict(from_student=True, recorder='fpn', data_idx=2),
+                preds_T=dict(from_student=False, recorder='fpn', data_idx=2),
+                data_samples=dict(from_student=True, recorder='samples')),
+            loss_fgd_P6=dict(
+                preds_S=dict(from_student=True, recorder='fpn', data_idx=3),
+                preds_T=dict(from_student=False, recorder='fpn', data_idx=3),
+                data_samples=dict(from_student=True, recorder='samples')),
+            loss_fgd_P7=dict(
+                preds_S=dict(from_student=True, recorder='fpn', data_idx=4),
+                preds_T=dict(from_student=False, recorder='fpn', data_idx=4),
+                data_samples=dict(from_student=True, recorder='samples')),
+        )))
+
+find_unused_parameters = True
+
+val_cfg = dict(_delete_=True, type='mmrazor.SingleTeacherDistillValLoop')
+
+# the student starts from the teacher's neck and head, as the released configs do (kdlab.models.inherit)
+custom_hooks = [dict(type='InheritTeacherHook', modules=['neck', 'bbox_head'])]

@@ -1,0 +1,61 @@
+# MGD (Yang et al., ECCV 2022), mmrazor's MGDLoss + MGDConnector:
+#   reppoints-moment_x101-dconv-c3-c5_fpn-gn_head-gn_2x_coco -> reppoints-moment_r50_fpn-gn_head-gn_2x_coco.
+# Reported: 42.3 (DFMSD Table 6) from RepPoints-R50 38.6.
+# alpha 2e-5, lambda 0.65 (MGD's one-stage setting), all five FPN outputs.
+_base_ = ['mmdet::reppoints/reppoints-moment_r50_fpn-gn_head-gn_2x_coco.py']
+
+custom_imports = dict(imports=['kdlab.models'], allow_failed_imports=False)
+
+# checkpoint of mmdet::reppoints/reppoints-moment_x101-dconv-c3-c5_fpn-gn_head-gn_2x_coco.py (required)
+teacher_ckpt = None
+
+model = dict(
+    _scope_='mmrazor',
+    _delete_=True,
+    type='FpnTeacherDistill',
+    architecture=dict(cfg_path='mmdet::reppoints/reppoints-moment_r50_fpn-gn_head-gn_2x_coco.py', pretrained=False),
+    teacher=dict(cfg_path='mmdet::reppoints/reppoints-moment_x101-dconv-c3-c5_fpn-gn_head-gn_2x_coco.py',
+                 pretrained=False),
+    teacher_ckpt=teacher_ckpt,
+    distiller=dict(
+        type='ConfigurableDistiller',
+        student_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+        teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+        connectors=dict(
+            s_mgd_P3_connector=dict(type='MGDConnector', student_channels=256, teacher_channels=256, lambda_mgd=0.65),
+            s_mgd_P4_connector=dict(type='MGDConnector', student_channels=256, teacher_channels=256, lambda_mgd=0.65),
+            s_mgd_P5_connector=dict(type='MGDConnector', student_channels=256, teacher_channels=256, lambda_mgd=0.65),
+            s_mgd_P6_connector=dict(type='MGDConnector', student_channels=256, teacher_channels=256, lambda_mgd=0.65),
+            s_mgd_P7_connector=dict(type='MGDConnector', student_channels=256, teacher_channels=256, lambda_mgd=0.65),
+        ),
+        distill_losses=dict(
+            loss_mgd_P3=dict(type='MGDLoss', alpha_mgd=2e-05),
+            loss_mgd_P4=dict(type='MGDLoss', alpha_mgd=2e-05),
+            loss_mgd_P5=dict(type='MGDLoss', alpha_mgd=2e-05),
+            loss_mgd_P6=dict(type='MGDLoss', alpha_mgd=2e-05),
+            loss_mgd_P7=dict(type='MGDLoss', alpha_mgd=2e-05),
+        ),
+        loss_forward_mappings=dict(
+            loss_mgd_P3=dict(
+                preds_S=dict(from_student=True, recorder='fpn', data_idx=0, connector='s_mgd_P3_connector'),
+                preds_T=dict(from_student=False, recorder='fpn', data_idx=0)),
+            loss_mgd_P4=dict(
+                preds_S=dict(from_student=True, recorder='fpn', data_idx=1, connector='s_mgd_P4_connector'),
+                preds_T=dict(from_student=False, recorder='fpn', data_idx=1)),
+            loss_mgd_P5=dict(
+                preds_S=dict(from_student=True, recorder='fpn', data_idx=2, connector='s_mgd_P5_connector'),
+                preds_T=dict(from_student=False, recorder='fpn', data_idx=2)),
+            loss_mgd_P6=dict(
+                preds_S=dict(from_student=True, recorder='fpn', data_idx=3, connector='s_mgd_P6_connector'),
+                preds_T=dict(from_student=False, recorder='fpn', data_idx=3)),
+            loss_mgd_P7=dict(
+                preds_S=dict(from_student=True, recorder='fpn', data_idx=4, connector='s_mgd_P7_connector'),
+                preds_T=dict(from_student=False, recorder='fpn', data_idx=4)),
+        )))
+
+find_unused_parameters = True
+
+val_cfg = dict(_delete_=True, type='mmrazor.SingleTeacherDistillValLoop')
+
+# the student starts from the teacher's neck and head, as the released configs do (kdlab.models.inherit)
+custom_hooks = [dict(type='InheritTeacherHook', modules=['neck', 'bbox_head'])]

@@ -1,0 +1,52 @@
+"""CrossKD — Wang et al., "CrossKD: Cross-Head Knowledge Distillation for Dense Object Detection", CVPR 2024
+(arXiv 2306.11369; code github.com/jbwang1997/CrossKD). Models: :class:`kdlab.models.crosskd.CrossKDDistill`,
+:class:`kdlab.models.losses.crosskd.CrossKDLoss`.
+
+The student's head features (after conv ``reused_head_idx``, before activation), re-standardised to the
+teacher's statistics, run through the rest of the frozen teacher head; the cross-head predictions mimic the
+teacher's (QFL, GIoU / -ln IoU, KL for GFL). The student's own head gets only the GT losses. Teacher and
+student must have the same dense head type (RetinaNet, GFL or FCOS). Every ``None`` parameter takes the value
+of the released config for the student's head (:data:`RELEASED`).
+"""
+from __future__ import annotations
+
+from kdlab.errors import KdlabError
+from kdlab.methods import register_method
+from kdlab.methods.icd import add_custom_imports
+
+#: The released configs' settings per head (configs/crosskd/crosskd_r50_{retinanet,gflv1,fcos}_*.py).
+RELEASED = {
+    'RetinaHead': dict(reused_head_idx=3, cls_weight=1.0, reg_loss='giou', reg_weight=1.0, kl_weight=0.0),
+    'GFLHead': dict(reused_head_idx=3, cls_weight=1.0, reg_loss='giou', reg_weight=2.0, kl_weight=3.0),
+    'FCOSHead': dict(reused_head_idx=2, cls_weight=0.4, reg_loss='iou', reg_weight=0.75, kl_weight=0.0),
+}
+LOSS_KEYS = ('cls_weight', 'beta', 'reg_loss', 'reg_weight', 'kl_weight', 'kl_T')
+
+
+def configure_crosskd(cfg, **params) -> None:
+    """Fill the ``None`` parameters from the released config of the student's head type."""
+    head = cfg.model.architecture.get('bbox_head', {}).get('type')
+    if head not in RELEASED:
+        raise KdlabError(f'CrossKD needs a dense one-stage student with one of {sorted(RELEASED)}, got head '
+                         f'{head!r} ({cfg.kdlab_method["student"]})', 'distil a RetinaNet, GFL or FCOS student')
+    t_head = cfg.model.teacher.get('bbox_head', {}).get('type')
+    if t_head != head:
+        raise KdlabError(f'CrossKD runs the student\'s head features through the teacher\'s head: both must be '
+                         f'{head}, the teacher ({cfg.kdlab_method["teacher"]}) has {t_head!r}',
+                         'pair detectors of the same family')
+    resolved = {k: (RELEASED[head].get(k) if v is None else v) for k, v in params.items()}
+    cfg.kdlab_method['params'].update(resolved)
+    distiller = cfg.model.distiller
+    distiller.reused_head_idx = resolved['reused_head_idx']
+    distiller.loss_crosskd.update({k: resolved[k] for k in LOSS_KEYS})
+    add_custom_imports(cfg)
+
+
+@register_method('crosskd', algorithm='CrossKDDistill', configure=configure_crosskd,
+                 defaults=dict(reused_head_idx=None, cls_weight=None, beta=1.0, reg_loss=None, reg_weight=None,
+                               kl_weight=None, kl_T=1.0))
+def crosskd(pairs, *, reused_head_idx, cls_weight, beta, reg_loss, reg_weight, kl_weight, kl_T):
+    """CrossKD on the dense head (all levels; the level pairs are not used): a ``CrossKDDistiller``."""
+    return dict(type='CrossKDDistiller', reused_head_idx=reused_head_idx,
+                loss_crosskd=dict(type='CrossKDLoss', cls_weight=cls_weight, beta=beta, reg_loss=reg_loss,
+                                  reg_weight=reg_weight, kl_weight=kl_weight, kl_T=kl_T))
