@@ -1,7 +1,8 @@
-"""``python -m benchmarks [feature_losses] [options]``: dispatch to a benchmark module's ``main``."""
+"""``python -m benchmarks [feature_losses|train_step|registry_runs] [options]``: dispatch to a benchmark
+module's ``main`` (no name: ``feature_losses``)."""
 import sys
 
-BENCHMARKS = ('feature_losses',)
+BENCHMARKS = ('feature_losses', 'train_step', 'registry_runs')
 
 
 def main(argv=None) -> int:
@@ -13,6 +14,12 @@ def main(argv=None) -> int:
     if name == 'feature_losses':
         from benchmarks import feature_losses
         return feature_losses.main(argv)
+    if name == 'train_step':
+        from benchmarks import train_step
+        return train_step.main(argv)
+    if name == 'registry_runs':
+        from benchmarks import registry_runs
+        return registry_runs.main(argv)
     return 2  # pragma: no cover
 
 

@@ -17,7 +17,9 @@ COMMANDS = (
     'kdlab.zoo.cli',       # kdlab zoo          — the detector zoo and its resolved configs
     'kdlab.papers.cli',    # kdlab papers       — the registry of reported tables
     'kdlab.demo',          # kdlab demo         — teacher / baseline / PKD end to end (the main job)
-    'kdlab.engine.cli',    # kdlab train, eval  — one mmengine config (mmdet or mmrazor) through kdlab
+    'kdlab.engine.cli',    # kdlab train        — one mmengine config (mmdet or mmrazor) through kdlab
+    'kdlab.engine.batch',  # kdlab reproduce    — a paper's tables re-run beside the reported ones (papermill)
+    'kdlab.engine.leaderboard',  # kdlab leaderboard — every method on the same pairs, seeds as mean and spread
 )
 
 

@@ -16,6 +16,12 @@ Each fix is narrow and says why it exists:
    ``builtins.getattr``). The allow-list is scoped to mmengine's checkpoint loading — every other
    ``torch.load`` in the process keeps torch's defaults — and loading stays ``weights_only``: a
    checkpoint that holds anything else still fails, as torch intends.
+3. **Several CPU processes** (torchrun with gloo; ``kdlab reproduce --gpus 2`` on a machine without a GPU, and the
+   tests): mmengine's ``pytorch`` launcher calls ``torch.cuda.set_device`` before it initialises the process
+   group, which a CPU build of torch cannot do, and its runner wraps the model with ``device_ids=[LOCAL_RANK]``,
+   which torch's DistributedDataParallel rejects for a model on the CPU. Where torch sees no GPU, kdlab
+   initialises the process group without ``set_device``; a model whose parameters are all on the CPU is
+   wrapped with ``device_ids=None``. With a GPU both paths are mmengine's own.
 """
 from __future__ import annotations
 
@@ -99,6 +105,32 @@ def _allow_mmengine_checkpoints() -> None:
     CheckpointLoader.register_scheme(prefixes='', loader=load_local_checkpoint, force=True)
 
 
+def _allow_cpu_distributed() -> None:
+    import torch
+    from mmengine.dist import utils as dist_utils
+    from mmengine.model.wrappers.distributed import MMDistributedDataParallel
+    if getattr(dist_utils._init_dist_pytorch, '_kdlab', False):
+        return
+    original_init_dist = dist_utils._init_dist_pytorch
+
+    def _init_dist_pytorch(backend, init_backend='torch', **kwargs):
+        if torch.cuda.is_available() or init_backend != 'torch':
+            return original_init_dist(backend, init_backend=init_backend, **kwargs)
+        import torch.distributed as torch_dist
+        torch_dist.init_process_group(backend=backend, **kwargs)   # rank, world size: torchrun's environment
+
+    _init_dist_pytorch._kdlab = True
+    dist_utils._init_dist_pytorch = _init_dist_pytorch
+    original_ddp_init = MMDistributedDataParallel.__init__
+
+    def __init__(self, module, detect_anomalous_params: bool = False, **kwargs):
+        if kwargs.get('device_ids') and all(p.device.type == 'cpu' for p in module.parameters()):
+            kwargs['device_ids'] = None
+        original_ddp_init(self, module, detect_anomalous_params, **kwargs)
+
+    MMDistributedDataParallel.__init__ = __init__
+
+
 def apply() -> None:
     """Apply every fix (idempotent). Called by ``import kdlab``."""
     global _applied
@@ -107,6 +139,7 @@ def apply() -> None:
     _install_quantization_placeholder()
     try:
         _allow_mmengine_checkpoints()
+        _allow_cpu_distributed()
     except ImportError:  # mmengine not installed: `kdlab doctor` reports it
         pass
     _applied = True

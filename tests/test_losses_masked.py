@@ -214,19 +214,22 @@ def test_dsamkd_masked_logits_hand_computed():
 def test_mgd_reused_components_match_formula_and_channels_come_from_the_necks():
     from mmrazor.registry import MODELS
     from kdlab.core.masks import random_spatial_mask
+    from mmengine.registry import DefaultScope
     from kdlab.models.distillers import AutoChannelDistiller
-    # the method's distiller leaves the connector channels to AutoChannelDistiller
-    d = AutoChannelDistiller(
-        student_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
-        teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
-        connectors=dict(c=dict(type='MGDConnector', student_channels=None, teacher_channels=None, lambda_mgd=0.5)),
-        distill_losses=dict(loss_mgd=dict(type='MGDLoss', alpha_mgd=0.1),
-                            loss_dmkd=dict(type='DMKDLoss')),
-        loss_forward_mappings=dict(
-            loss_mgd=dict(preds_S=dict(from_student=True, recorder='fpn', connector='c'),
-                          preds_T=dict(from_student=False, recorder='fpn')),
-            loss_dmkd=dict(preds_S=dict(from_student=True, recorder='fpn'),
-                           preds_T=dict(from_student=False, recorder='fpn'))))
+    # the method's distiller leaves the connector channels to AutoChannelDistiller; built in mmrazor's scope,
+    # as an algorithm config (_scope_='mmrazor') builds it, whatever scope an earlier test left current
+    with DefaultScope.overwrite_default_scope('mmrazor'):
+        d = AutoChannelDistiller(
+            student_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+            teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+            connectors=dict(c=dict(type='MGDConnector', student_channels=None, teacher_channels=None, lambda_mgd=0.5)),
+            distill_losses=dict(loss_mgd=dict(type='MGDLoss', alpha_mgd=0.1),
+                                loss_dmkd=dict(type='DMKDLoss')),
+            loss_forward_mappings=dict(
+                loss_mgd=dict(preds_S=dict(from_student=True, recorder='fpn', connector='c'),
+                              preds_T=dict(from_student=False, recorder='fpn')),
+                loss_dmkd=dict(preds_S=dict(from_student=True, recorder='fpn'),
+                               preds_T=dict(from_student=False, recorder='fpn'))))
     model = lambda ch: torch.nn.ModuleDict(dict(neck=torch.nn.Conv2d(3, ch, 1)))
     student, teacher = model(4), model(6)
     student.neck.out_channels, teacher.neck.out_channels = 4, 6

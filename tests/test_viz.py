@@ -286,3 +286,15 @@ def test_missing_default_models_say_how_to_get_them(tmp_path, kdlab_cache):
     with pytest.raises(KdlabError) as err:
         features.default_detectors('mini', store=RunStore(tmp_path / 'runs', tmp_path / 'work'))
     assert 'kdlab demo --scale mini' in str(err.value) and 'teacher' in str(err.value)
+
+
+def test_level_names_come_from_the_stride_even_when_the_input_is_not_divisible():
+    from kdlab.analysis.features import level_stride
+    sizes_160 = [(20, 20), (10, 10), (5, 5), (3, 3), (2, 2)]        # a 160-px input: P6 and P7 round up
+    strides, prev = [], None
+    for hw in sizes_160:
+        prev = level_stride(hw, (160, 160), previous=prev)
+        strides.append(prev)
+    assert strides == [8, 16, 32, 64, 128]
+    assert level_stride((1, 1), (32, 32), previous=64) == 128       # tiny inputs: strides still double
+    assert level_stride((25, 38), (800, 1216)) == 32

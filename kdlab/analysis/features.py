@@ -262,6 +262,20 @@ def preprocess(detector: Detector, image: SampleImage, *, input_size: Optional[T
     return data['inputs'], data['data_samples']
 
 
+def level_stride(feat_hw: Tuple[int, int], input_hw: Tuple[int, int], *, previous: Optional[int] = None) -> int:
+    """The stride of a neck output of size ``feat_hw`` on a padded input of size ``input_hw``: the smallest power
+    of two ``s`` with ``ceil(H / s), ceil(W / s) == feat_hw`` (convolutions with padding round up), and more than
+    ``previous`` (the level before: FPN strides double), e.g. 3x3 and 2x2 maps of a 160-px input are P6 and P7."""
+    s = 1
+    while s < 4096 and not (math.ceil(input_hw[0] / s) == feat_hw[0] and math.ceil(input_hw[1] / s) == feat_hw[1]):
+        s *= 2
+    if s >= 4096:            # no power of two fits exactly (an unusual neck): the nearest one
+        s = 2 ** int(round(math.log2(max(input_hw[0] / feat_hw[0], input_hw[1] / feat_hw[1]))))
+    if previous is not None and s <= previous:
+        s = 2 * previous
+    return s
+
+
 def extract_fpn(detector: Detector, images: Sequence[SampleImage], *,
                 input_size: Optional[Tuple[int, int]] = None) -> List[FeatureMaps]:
     """``model.extract_feat`` of each image (the neck's outputs), per level cropped to the image area."""
@@ -276,9 +290,8 @@ def extract_fpn(detector: Detector, images: Sequence[SampleImage], *,
         pad_h, pad_w = inputs.shape[-2:]
         levels, maps, strides = [], [], []
         for f in feats:
-            # strides are powers of two; a level of an input not divisible by it is ceil(H / stride) tall
-            level = int(round(math.log2(max(pad_h / f.shape[-2], pad_w / f.shape[-1]))))
-            stride = 2 ** level
+            stride = level_stride(f.shape[-2:], (pad_h, pad_w), previous=strides[-1] if strides else None)
+            level = int(math.log2(stride))
             levels.append(f'P{level}')
             strides.append(stride)
             maps.append(f[0, :, :int(math.ceil(h / stride)), :int(math.ceil(w / stride))].float())

@@ -146,13 +146,19 @@ def _boxes_on_level(boxes: np.ndarray, fm: FeatureMaps, k: int) -> List[Tuple[in
     return out
 
 
-def instance_attention(teacher: FeatureMaps, boxes: np.ndarray, *, temperature: float = 1.0,
+#: Softmax temperature of the decoder-free instance attention (kdlab's choice: the scale of a dot product of
+#: LayerNorm-ed features is arbitrary; ICD's learned queries use 1).
+ICD_TEMPERATURE = 0.25
+
+
+def instance_attention(teacher: FeatureMaps, boxes: np.ndarray, *, temperature: float = ICD_TEMPERATURE,
                        levels: Optional[Sequence[str]] = None) -> Tuple[List[List[np.ndarray]], List[np.ndarray]]:
     """Decoder-free ICD-style attention of each instance over every position of every level.
 
     Per instance ``q``: ``query = mean`` of the (LayerNorm-ed over channels) teacher features inside its box,
     averaged over the levels; ``attn_q(s) = softmax_s(query . key_s / (sqrt(C) * temperature))`` over all
-    positions ``s`` of all levels (each row sums to 1, as in ICD's decoder). ICD's mask is
+    positions ``s`` of all levels (each row sums to 1, as in ICD's decoder; ``temperature`` defaults to
+    :data:`ICD_TEMPERATURE`, sharper than ICD's 1 because these queries are not learned). ICD's mask is
     ``m(s) = sum_q attn_q(s)`` (``kdlab.models.losses.icd.instance_mask``).
 
     Returns ``(per_instance, mask)``: ``per_instance[q][l]`` the ``(h_l, w_l)`` attention of instance ``q`` on
@@ -185,3 +191,25 @@ def instance_attention(teacher: FeatureMaps, boxes: np.ndarray, *, temperature: 
         return [part.reshape(shape).numpy() for part, shape in zip(torch.split(v, sizes), shapes)]
 
     return [split(a) for a in attn], split(mask)
+
+
+def instance_focus(teacher: FeatureMaps, boxes: np.ndarray, per_instance: List[List[np.ndarray]], *,
+                   levels: Optional[Sequence[str]] = None) -> 'pandas.DataFrame':
+    """How much of each instance's attention (:func:`instance_attention`) falls inside its own box, against
+    what a uniform attention would put there (the box's share of all positions): one row per instance with
+    ``mass_in_box``, ``uniform`` and their ratio ``focus`` (> 1: the instance's query finds its own object)."""
+    import pandas as pd
+    idx = [teacher.levels.index(lv) for lv in (levels or teacher.levels)]
+    rows = []
+    for q, att in enumerate(per_instance):
+        inside = area = total = cells = 0.0
+        for k, a in zip(idx, att):
+            (r0, r1, c0, c1), = _boxes_on_level(np.asarray(boxes)[q][None], teacher, k)
+            inside += float(a[r0:r1, c0:c1].sum())
+            total += float(a.sum())
+            area += (r1 - r0) * (c1 - c0)
+            cells += a.size
+        mass, uniform = inside / max(total, 1e-12), area / cells
+        rows.append(dict(instance=q, mass_in_box=mass, uniform=uniform, focus=mass / uniform))
+    return pd.DataFrame(rows)
+

@@ -16,13 +16,17 @@ def check_checkpoint(model_cfg: dict, path: str, *, what: str = 'checkpoint', sc
     import torch
     from mmengine.registry import DefaultScope, MODELS
     from mmengine.runner.checkpoint import _load_checkpoint
+    if path and '://' in str(path):
+        return      # a URL: mmengine fetches it when the run starts; checked then, not downloaded twice
 
     if not path or not os.path.isfile(path):
         raise CheckpointError(f'{what} {path!r} does not exist',
                               'train it first (kdlab trains teachers on demand) or pass the right path')
     ckpt = _load_checkpoint(path, map_location='cpu')
     state = ckpt.get('state_dict', ckpt)
-    cfg = {k: v for k, v in dict(model_cfg).items() if k != '_scope_'}
+    from mmengine.config import ConfigDict
+    # a ConfigDict: two-stage detectors read their train_cfg / test_cfg by attribute (train_cfg.rpn)
+    cfg = ConfigDict({k: v for k, v in dict(model_cfg).items() if k != '_scope_'})
     import mmdet.models  # noqa: F401  (registers mmdet's models)
     with DefaultScope.overwrite_default_scope(scope):
         from mmdet.registry import MODELS as DET_MODELS

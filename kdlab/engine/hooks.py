@@ -22,7 +22,9 @@ class ProgressBarHook(Hook):
         if self._bar is not None:
             self._bar.update(1)
             if outputs and 'loss' in outputs:
-                self._bar.set_postfix(loss=f'{float(outputs["loss"]):.3f}', epoch=runner.epoch + 1)
+                loss = outputs['loss']
+                loss = loss.detach() if hasattr(loss, 'detach') else loss   # a float, not a graph node
+                self._bar.set_postfix(loss=f'{float(loss):.3f}', epoch=runner.epoch + 1)
 
     def after_train(self, runner) -> None:
         if self._bar is not None:

@@ -81,10 +81,12 @@ def adapt_official(cfg, scale: str, *, data_root: Optional[str] = None, teacher_
         cfg.merge_from_dict(coco_data_config(data_root, scale='full', base=cfg))
     if is_distill:
         ckpt = teacher_ckpt if teacher_ckpt is not None else model.get('teacher_ckpt')
-        if ckpt and '://' in str(ckpt):
-            raise CheckpointError(f'teacher checkpoint {ckpt!r} is a URL and this machine may be offline',
-                                  'download it and pass --teacher-ckpt PATH')
-        if ckpt and not os.path.isfile(ckpt):
+        if ckpt and '://' in str(ckpt) and scale != 'full':
+            raise CheckpointError(f'teacher checkpoint {ckpt!r} is the released full-size teacher; at {scale} '
+                                  'scale the teacher is shrunk and needs its own checkpoint',
+                                  'train the mini teacher (kdlab train NAME --scale mini) and pass --teacher-ckpt PATH')
+        # at full scale a URL (the papers' released teachers) is fetched by mmengine when the run starts
+        if ckpt and '://' not in str(ckpt) and not os.path.isfile(ckpt):
             raise CheckpointError(f'teacher checkpoint {ckpt!r} does not exist',
                                   'pass --teacher-ckpt with the path of a trained teacher')
         model['teacher_ckpt'] = ckpt

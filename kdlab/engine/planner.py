@@ -49,6 +49,7 @@ class Plan:
     runs: Dict[str, PlannedRun] = dataclasses.field(default_factory=dict)
     rows: Dict[str, str] = dataclasses.field(default_factory=dict)        # 'paper/table/row' -> run key
     skipped: Dict[str, str] = dataclasses.field(default_factory=dict)     # 'paper/table/row' -> why
+    baselines: Dict[str, str] = dataclasses.field(default_factory=dict)   # 'paper/table/row' -> baseline key
     row_count: int = 0
 
     def add(self, run: PlannedRun) -> str:
@@ -62,7 +63,9 @@ class Plan:
 
 # --------------------------------------------------------------------------------- row -> zoo names
 #: The papers' names that stand for a zoo entry at mini scale (the registry's vocabulary -> the zoo's).
-BACKBONE_ALIASES = {'x101_dcn': 'x101'}
+#: ``swin``: a table that names no Swin size for its Mask R-CNN teacher of 48.2 mAP (PKD's abstract, DCSF-KD
+#: Table 2) means PKD's released teacher, Mask R-CNN Swin-S (PKD's official results, ../shared/methods.md).
+BACKBONE_ALIASES = {'x101_dcn': 'x101', 'swin': 'swin_s'}
 #: The papers' schedules -> the zoo's (multi-scale training is not simulated at mini scale).
 SCHEDULE_ALIASES = {'1x_ms': '1x', '3x_ms': '3x', '2x_ms': '2x_ms'}
 
@@ -100,17 +103,41 @@ def method_params(row) -> Dict[str, object]:
 
 
 # ------------------------------------------------------------------------------------------ planning
+#: At full scale, a schedule the zoo has no official config for is replaced by the longest one it has.
+FULL_SCHEDULE_PREFERENCE = ('3x', '3x_ms', '2x_ms', '2x', '20e', '1x')
+
+
+def full_schedule(name: str, schedule: str) -> str:
+    """``schedule`` if the zoo has the official full-scale config of ``name`` for it, else the longest one."""
+    from kdlab.zoo import parse_detector
+    family, backbone = parse_detector(name)
+    have = [s for b, s in family.full if b == backbone]
+    if schedule in have or not have:
+        return schedule
+    return next((s for s in FULL_SCHEDULE_PREFERENCE if s in have), have[0])
+
+
 class _Planner:
-    def __init__(self, scale: str, seed: int, data_root: Optional[str], teacher_schedule: str):
+    def __init__(self, scale: str, seed: int, data_root: Optional[str], teacher_schedule: str,
+                 teacher_ckpts: Optional[Dict[str, str]] = None):
         self.plan = Plan(scale)
         self.scale, self.seed, self.data_root = scale, seed, data_root
         self.teacher_schedule = teacher_schedule
+        self.teacher_ckpts = dict(teacher_ckpts or {})
 
     def detector_run(self, name: str, schedule: str, role: str) -> PlannedRun:
         from kdlab.zoo import detector_config
+        if self.scale == 'full':
+            schedule = full_schedule(name, schedule)
         cfg = detector_config(name, self.scale, schedule=schedule, data_root=self.data_root, seed=self.seed)
+        label = f'{name} {schedule} ({self.scale})'
+        if role == 'teacher' and name in self.teacher_ckpts:
+            # a released teacher: evaluated, not trained (its key names the checkpoint, not where it lies)
+            cfg.load_from = self.teacher_ckpts[name]
+            cfg.kdlab_provided = True
+            label += ' [given checkpoint]'
         key = run_key(cfg)
-        run = self.plan.runs.get(key) or PlannedRun(key, role, f'{name} {schedule} ({self.scale})', cfg)
+        run = self.plan.runs.get(key) or PlannedRun(key, role, label, cfg)
         self.plan.add(run)
         return run
 
@@ -175,7 +202,7 @@ class _Planner:
             return
         s_sched = _schedule(row.student, '1x')
         if row.method == 'baseline':
-            self.plan.rows[ref] = self.detector_run(student, s_sched, 'baseline').key
+            self.plan.rows[ref] = self.plan.baselines[ref] = self.detector_run(student, s_sched, 'baseline').key
             return
         if row.method not in METHODS:
             self.plan.skipped[ref] = f'kdlab does not implement method {row.method!r}'
@@ -187,19 +214,22 @@ class _Planner:
                 self.plan.skipped[ref] = f'no zoo detector for teacher {t.name}'
                 return
             teachers.append((name, self.detector_run(name, _schedule(t, self.teacher_schedule), 'teacher')))
-        self.detector_run(student, s_sched, 'baseline')   # every distilled row is read against its baseline
+        # every distilled row is read against its baseline
+        self.plan.baselines[ref] = self.detector_run(student, s_sched, 'baseline').key
         self.plan.rows[ref] = self.distilled_runs(row.method, method_params(row), student, s_sched, teachers).key
 
 
 def plan_rows(rows: Iterable, scale: str = 'mini', *, seed: int = 0, data_root: Optional[str] = None,
-              teacher_schedule: str = '3x') -> Plan:
+              teacher_schedule: str = '3x', teacher_ckpts: Optional[Dict[str, str]] = None) -> Plan:
     """Plan the unique runs that answer ``rows`` at ``scale``.
 
     ``teacher_schedule``: the schedule of a teacher whose row does not state one (mini scale: teachers are
     trained ``3x`` so that they lead their students as clearly as the papers' teachers do; see
-    ARCHITECTURE.md).
+    ARCHITECTURE.md; full scale: the longest official schedule the zoo has when that one is missing).
+    ``teacher_ckpts``: zoo name -> checkpoint path or URL of a teacher that is evaluated instead of trained
+    (the papers' released teachers at full scale).
     """
-    planner = _Planner(scale, seed, data_root, teacher_schedule)
+    planner = _Planner(scale, seed, data_root, teacher_schedule, teacher_ckpts)
     for row in rows:
         planner.add_row(row)
     return planner.plan
@@ -217,7 +247,7 @@ def plan_pair(student: str, teachers: Sequence[str], method: str = 'pkd', scale:
     plan = planner.plan
     for t, r in t_runs:
         plan.rows[f'teacher:{t}'] = r.key
-    plan.rows['baseline'] = planner.detector_run(student, schedule, 'baseline').key
+    plan.rows['baseline'] = plan.baselines['distilled'] = planner.detector_run(student, schedule, 'baseline').key
     plan.rows['distilled'] = planner.distilled_runs(method, params, student, schedule, t_runs).key
     return plan
 
@@ -258,21 +288,69 @@ def resolve_refs(cfg, store):
     return Config(data)
 
 
-def execute_plan(plan: Plan, store=None, *, progress: bool = True, only: Optional[Sequence[str]] = None):
-    """Train what is not stored yet, in order; return ``{key: record}``."""
+def execute_plan(plan: Plan, store=None, *, progress: bool = True, only: Optional[Sequence[str]] = None,
+                 resume: bool = True, gpus: int = 1, device: str = 'auto', launcher: Optional[str] = None):
+    """Train what is not stored yet, in order; return ``{key: record}``.
+
+    ``gpus`` > 1, or ``device='cpu'`` on a machine with a GPU, runs each run in its own processes
+    (:func:`kdlab.engine.launch.launch`: torchrun, one process per GPU, gloo on CPU); ``launcher``:
+    this process is already one of several (``kdlab train --launcher pytorch`` under torchrun / srun).
+    """
+    from kdlab.engine.checkpoints import check_checkpoint
+    from kdlab.engine.launch import launch
+    from kdlab.engine.reproduce import check_device
     from kdlab.engine.runner import execute
     from kdlab.engine.store import RunStore
     store = store or RunStore()
+    device = check_device(device)
+    import torch
+    apart = gpus > 1 or (device == 'cpu' and torch.cuda.is_available())
     out = {}
-    from kdlab.engine.checkpoints import check_checkpoint
     for run in plan.ordered():
         if only is not None and run.key not in only:
+            continue
+        cached = store.load(run.key)
+        if cached is not None:
+            out[run.key] = cached
             continue
         for need in run.needs:  # a teacher checkpoint must fit the teacher config it is loaded into
             dep = plan.runs.get(need)
             rec = store.load(need)
+            if dep is not None and rec is not None and not _checkpoint_present(rec):
+                rec = out[need] = _rebuild(plan, dep, rec, store, progress=progress)
             if dep is not None and dep.role == 'teacher' and rec is not None:
                 check_checkpoint(dep.cfg.model.to_dict(), rec['checkpoint'], what=f'checkpoint of {dep.name}')
-        out[run.key] = execute(resolve_refs(run.cfg, store), name=run.name, store=store, progress=progress,
-                               key=run.key, extra={'role': run.role, 'needs': list(run.needs)})
+        cfg = resolve_refs(run.cfg, store)
+        extra = {'role': run.role, 'needs': list(run.needs)}
+        if apart:
+            out[run.key] = launch(cfg, name=run.name, store=store, key=run.key, extra=extra, gpus=gpus,
+                                  device=device, resume=resume, progress=progress)
+        else:
+            out[run.key] = execute(cfg, name=run.name, store=store, progress=progress, key=run.key, extra=extra,
+                                   resume=resume, launcher=launcher)
     return out
+
+
+def _checkpoint_present(record) -> bool:
+    import os
+    ckpt = record.get('checkpoint')
+    return bool(ckpt) and ('://' in str(ckpt) or os.path.isfile(ckpt))
+
+
+def _rebuild(plan: Plan, run: PlannedRun, record: dict, store, *, progress: bool) -> dict:
+    """Train a stored run again because its checkpoint is not on this machine (the store came from another
+    one, or the cache was cleared) and a later run needs it; what it needs itself is rebuilt first. The new
+    record replaces the old one and keeps the old metrics as ``previous_metrics``: the same key is the same
+    computation, so on CPU with the same seed they agree, and where they do not (another device) the record
+    says so."""
+    from kdlab.engine.runner import execute
+    for need in run.needs:
+        dep, rec = plan.runs.get(need), store.load(need)
+        if dep is not None and rec is not None and not _checkpoint_present(rec):
+            _rebuild(plan, dep, rec, store, progress=progress)
+    if progress:
+        print(f'[{run.role}] {run.name}: stored, but its checkpoint {record.get("checkpoint")} is not on this '
+              f'machine; training it again', flush=True)
+    return execute(resolve_refs(run.cfg, store), name=run.name, store=store, progress=progress, key=run.key,
+                   overwrite=True, extra={'role': run.role, 'needs': list(run.needs),
+                                          'previous_metrics': record.get('metrics')})

@@ -38,6 +38,8 @@ def _normalised_text(cfg) -> str:
     if isinstance(model, dict) and model.get('teacher_ckpt'):
         # a teacher checkpoint is identified by the run that made it, not by where it lies
         model['teacher_ckpt'] = data.get('teacher_run') or os.path.basename(str(model['teacher_ckpt']))
+    if data.get('load_from'):    # a given checkpoint: by its file name (or URL's), not by its folder
+        data['load_from'] = os.path.basename(str(data['load_from']))
     text = repr(sorted(_flatten(data).items()))
     root = data.get('data_root')
     if root:
@@ -121,31 +123,61 @@ def _quiet_console(runner) -> None:
             h.setLevel(logging.WARNING)
 
 
+def _rank() -> int:
+    """This process's rank under torchrun / slurm (0 when not launched as one of several)."""
+    return int(os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0')) or 0)
+
+
 def execute(cfg, *, name: str, store: Optional[RunStore] = None, progress: bool = True,
-            overwrite: bool = False, extra: Optional[dict] = None, key: Optional[str] = None) -> dict:
+            overwrite: bool = False, extra: Optional[dict] = None, key: Optional[str] = None,
+            resume: bool = True, launcher: Optional[str] = None) -> dict:
     """Train ``cfg``, evaluate it on its test split, store and return the run record.
 
     A finished run with the same key is returned from the store without training (unless ``overwrite``).
-    An unfinished one resumes from the last checkpoint in its work directory. ``key``: the run's key when
-    the planner computed it on the config before its ``<run:KEY>`` references were resolved.
+    An unfinished one resumes from the last checkpoint in its work directory (``resume=False``: its
+    checkpoints are discarded and it starts again). ``key``: the run's key when the planner computed it on
+    the config before its ``<run:KEY>`` references were resolved. ``launcher``: ``'pytorch'`` (torchrun) or
+    ``'slurm'`` when this process is one of several; every process trains, rank 0 stores. Two processes that
+    execute the same key (``kdlab reproduce -j N``) take turns: the second finds the run stored.
     """
-    from mmengine.runner import Runner
-    from mmengine.utils import import_modules_from_strings
-    import kdlab.models  # noqa: F401  (registers kdlab's mmrazor components for any config)
-    from kdlab.engine.hooks import EpochSeedHook, ProgressBarHook
-
     store = store or RunStore()
     key = key or run_key(cfg)
     if not overwrite:
         cached = store.load(key)
         if cached is not None:
             return cached
+    if launcher not in (None, 'none') or _rank() != 0:   # ranks share one run: no lock across them
+        return _execute(cfg, name=name, store=store, progress=progress, overwrite=overwrite, extra=extra,
+                        key=key, resume=resume, launcher=launcher)
+    with store.lock(key):
+        if not overwrite:
+            cached = store.load(key)              # finished by another process while this one waited
+            if cached is not None:
+                return cached
+        return _execute(cfg, name=name, store=store, progress=progress, overwrite=overwrite, extra=extra,
+                        key=key, resume=resume, launcher=launcher)
+
+
+def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launcher) -> dict:
+    from mmengine.runner import Runner
+    from mmengine.utils import import_modules_from_strings
+    import kdlab.models  # noqa: F401  (registers kdlab's mmrazor components for any config)
+    from kdlab.engine.hooks import EpochSeedHook, ProgressBarHook
+
     cfg = copy.deepcopy(cfg)
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg.custom_imports)
     work_dir = store.work_dir(key)
+    if (overwrite or not resume) and _rank() == 0 and work_dir.is_dir():
+        import shutil
+        shutil.rmtree(work_dir)              # start again: an old partial run's checkpoints would be resumed
     cfg.work_dir = str(work_dir)
-    cfg.resume = (work_dir / 'last_checkpoint').is_file() and not overwrite
+    cfg.resume = (work_dir / 'last_checkpoint').is_file() and resume and not overwrite
+    if launcher not in (None, 'none'):
+        cfg.launcher = launcher
+        import torch
+        if not torch.cuda.is_available():    # CPU processes talk over gloo (nccl needs GPUs)
+            cfg.env_cfg['dist_cfg'] = dict(backend='gloo')
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')
     t0 = time.time()
     runner = Runner.from_cfg(cfg)
@@ -153,21 +185,24 @@ def execute(cfg, *, name: str, store: Optional[RunStore] = None, progress: bool 
     if progress:
         _quiet_console(runner)
         runner.register_hook(ProgressBarHook(desc=name), priority='VERY_LOW')
-    runner.train()
-    raw = runner.test()
+    provided = bool(cfg.get('kdlab_provided'))
+    if not provided:
+        runner.train()
+    raw = runner.test()          # a given checkpoint (``kdlab_provided``): mmengine loads ``load_from`` first
     wall = time.time() - t0
     ckpt = (work_dir / 'last_checkpoint')
     record = {
         'key': key, 'name': name, 'status': 'finished',
         'metrics': coco_metrics(raw), 'no_detections': not raw, 'raw_metrics': {k: float(v) for k, v in raw.items()},
-        'checkpoint': ckpt.read_text().strip() if ckpt.is_file() else None,
+        'checkpoint': cfg.load_from if provided else (ckpt.read_text().strip() if ckpt.is_file() else None),
         'work_dir': str(work_dir), 'resumed': bool(cfg.resume),
         'started': started, 'wall_time_s': round(wall, 1),
         'provenance': provenance(cfg, world_size=runner.world_size),
         **(extra or {}),
     }
-    log = _latest_log(work_dir)
-    store.save(record, cfg.pretty_text, log_path=log, overwrite=overwrite)
+    if runner.rank == 0:
+        log = _latest_log(work_dir)
+        store.save(record, cfg.pretty_text, log_path=log, overwrite=overwrite)
     return record
 
 

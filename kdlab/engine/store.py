@@ -11,6 +11,7 @@ outside the repository; ``run.json`` records where.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -68,6 +69,19 @@ class RunStore:
 
     def work_dir(self, key: str) -> Path:
         return self.work_root / key
+
+    @contextlib.contextmanager
+    def lock(self, key: str):
+        """Hold run ``key`` for this process (an advisory file lock in the work root; released when the
+        process ends, so a killed run never leaves it held)."""
+        import fcntl
+        self.work_root.mkdir(parents=True, exist_ok=True)
+        with open(self.work_root / f'.{key}.lock', 'w') as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
     def load(self, key: str) -> Optional[dict]:
         """The record of run ``key`` if it finished, else None."""

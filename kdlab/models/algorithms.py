@@ -91,7 +91,9 @@ def predict_boxes(detector, batch_inputs: torch.Tensor, data_samples: Sequence) 
     feats = detector.extract_feat(batch_inputs)
     if getattr(detector, 'with_rpn', False) and hasattr(detector, 'roi_head'):
         proposals = detector.rpn_head.predict(feats, data_samples, rescale=False)
-        return detector.roi_head.predict(feats, proposals, data_samples, rescale=False)
+        # boxes only: a mask head's test-time merge cannot undo a training flip, and ME needs no masks
+        metas = [s.metainfo for s in data_samples]
+        return detector.roi_head.predict_bbox(feats, metas, proposals, detector.roi_head.test_cfg, rescale=False)
     if hasattr(detector, 'bbox_head'):
         return detector.bbox_head.predict(feats, data_samples, rescale=False)
     samples = detector.predict(batch_inputs, copy.deepcopy(list(data_samples)), rescale=False)

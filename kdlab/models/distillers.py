@@ -67,6 +67,7 @@ class AutoChannelDistiller(ConfigurableDistiller):
             cfg = dict(cfg)
             cfg['student_channels'] = s if cfg.get('student_channels') is None else cfg['student_channels']
             cfg['teacher_channels'] = t if cfg.get('teacher_channels') is None else cfg['teacher_channels']
+            cfg.setdefault('_scope_', 'mmrazor')   # built after the algorithm: not under its scope any more
             self.connectors[name] = MODELS.build(cfg)
         self._deferred_connectors = {}
         for loss in self.distill_losses.values():

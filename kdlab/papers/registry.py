@@ -204,9 +204,11 @@ class ReportedRow:
 
     @property
     def runnable(self) -> bool:
-        """Enough is known to turn the row into runs: models named, no lost switch, table complete."""
+        """Enough is known to turn the row into runs: models named, no lost switch, and the table complete or
+        its gaps filled by a stated interpretation of the teachers and the student (DSAMKD's abstract)."""
+        filled = not self.incomplete or {'teachers', 'student'} <= set(self.interpreted)
         return (self.student.known and all(t.known for t in self.teachers)
-                and not self.unknown_switches and not self.incomplete)
+                and not self.unknown_switches and filled)
 
 
 def _resolve_switches(method: str, row_switches: Mapping[str, Any], n_teachers: int,

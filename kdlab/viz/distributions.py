@@ -17,7 +17,7 @@ def _colour(i: int) -> str:
 def plot_value_distributions(feats: Mapping[str, Sequence], *, levels: Optional[Sequence[str]] = None, bins: int = 80,
                              max_values: int = 20000, log: bool = True, panel_size: float = 2.6):
     """One panel per level: the distribution of feature values (all channels, positions and images) of every
-    model, on shared bins; the legend gives each model's mean and std."""
+    model, on shared bins spanning the central 99.8 % of the pooled values; the titles give each model's std."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter
     from kdlab.analysis.features import value_sample
@@ -33,7 +33,7 @@ def plot_value_distributions(feats: Mapping[str, Sequence], *, levels: Optional[
         lo, hi = np.percentile(allv, [0.1, 99.9])
         edges = np.linspace(lo, hi, bins + 1)
         for i, (lab, v) in enumerate(samples.items()):
-            ax.hist(np.clip(v, lo, hi), bins=edges, density=True, histtype='step', lw=1.3, color=_colour(i),
+            ax.hist(v, bins=edges, density=True, histtype='step', lw=1.3, color=_colour(i),
                     label=lab if j == 0 else None)
         if log:
             ax.set_yscale('log')
@@ -45,8 +45,8 @@ def plot_value_distributions(feats: Mapping[str, Sequence], *, levels: Optional[
             ax.set_ylabel('density' + (' (log)' if log else ''), fontsize=8)
         ax.tick_params(labelsize=7)
     fig.legend(loc='outside lower center', ncol=len(labels), fontsize=8, frameon=False)
-    fig.suptitle('FPN feature-value distributions per level (all channels, positions and images; '
-                 'std per model in the titles, in legend order)', fontsize=10)
+    fig.suptitle('FPN feature-value distributions per level (all channels, positions and images; x range: the '
+                 'central 99.8 % of all values; std per model in the titles, in legend order)', fontsize=10)
     return fig
 
 

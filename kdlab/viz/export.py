@@ -81,14 +81,14 @@ def save_figure(fig, notebook: str, name: str, formats: Union[None, str, Iterabl
 def exporter(notebook: str, formats: Union[None, str, Iterable[str]] = DEFAULT_FORMATS, *,
              root: Union[None, str, Path] = None, dpi: int = 150, verbose: bool = True):
     """``save(fig, name)`` for one notebook: :func:`save_figure` with the notebook's formats and folder bound;
-    prints where each figure went (``verbose``)."""
+    prints where each figure went (``verbose``) and returns None (a notebook cell ending in ``save(...)`` shows
+    the figure, not a list of paths)."""
     fmts = normalise_formats(formats)
 
-    def save(fig, name: str) -> List[Path]:
+    def save(fig, name: str) -> None:
         paths = save_figure(fig, notebook, name, fmts, root=root, dpi=dpi)
         if verbose and paths:
             print(f'saved {paths[0].parent}/{name}.{{{",".join(p.suffix[1:] for p in paths)}}}')
-        return paths
 
     return save
 

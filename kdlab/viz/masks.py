@@ -48,8 +48,8 @@ def plot_spatial_attention(level_masks, fm, *, cmap: str = DEFAULT_CMAP, alpha: 
 
 def plot_channel_attention(level_masks, *, panel_size: float = 2.4, label: str = 'teacher',
                            mask_ratio: Optional[float] = None):
-    """One panel per level: the teacher's ``A_C`` per channel, sorted, with DMKD's channel-branch mask (masked
-    channels in red); the dashed line is the mean (1)."""
+    """One panel per level: the teacher's ``A_C`` per channel, sorted (log scale), with DMKD's channel-branch mask
+    (masked channels in red); the dashed line is the mean (1)."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
     n = len(level_masks)
@@ -62,10 +62,12 @@ def plot_channel_attention(level_masks, *, panel_size: float = 2.4, label: str =
         masked = lm.channel_keep[order] < 0.5
         ax.bar(np.arange(len(vals)), vals, width=1.0, color=np.where(masked, '#d62728', '#7f7f7f'))
         ax.axhline(1.0, color='k', lw=0.8, ls='--')
-        ax.set_title(f'{lm.level}: {int(masked.sum())}/{len(vals)} channels masked', fontsize=9)
+        ax.set_yscale('log')          # a softmax over channels is often dominated by a few: log shows them all
+        ax.set_title(f'{lm.level}: {int(masked.sum())}/{len(vals)} channels masked\nmax A_C = {vals[0]:.1f}',
+                     fontsize=9)
         ax.set_xlabel('channel (sorted by A_C)', fontsize=8)
         if j == 0:
-            ax.set_ylabel(f'{label} channel attention A_C', fontsize=8)
+            ax.set_ylabel(f'{label} channel attention A_C (log)', fontsize=8)
         ax.tick_params(labelsize=7)
         ax.set_xlim(-0.5, len(vals) - 0.5)
     r = f' (mask ratio {mask_ratio})' if mask_ratio is not None else ''
@@ -122,8 +124,11 @@ def plot_instance_attention(per_instance: List[List[np.ndarray]], mask: List[np.
                             levels: Optional[Sequence[str]] = None, max_instances: int = 4,
                             cmap: str = DEFAULT_CMAP, alpha: float = DEFAULT_ALPHA, panel_size: float = 2.1,
                             decoder: str = 'decoder-free'):
-    """Rows: instances (their box highlighted) and ICD's mask (sum over instances); columns: FPN levels. One
-    colour scale per row, shared by its levels (an instance's attention sums to 1 over all levels together)."""
+    """Rows: instances (their box highlighted) and ICD's mask (sum over instances); columns: FPN levels.
+
+    An instance's attention sums to 1 over all levels together; the title of a panel gives the level's share
+    (*mass*). The colours show the attention relative to a uniform one *on that level* (value x positions /
+    mass: 1 = uniform), in one scale per row, so where an instance looks reads the same on every level."""
     import matplotlib.pyplot as plt
     levels = list(levels or fm.levels)
     n = min(len(per_instance), max_instances)
@@ -141,7 +146,8 @@ def plot_instance_attention(per_instance: List[List[np.ndarray]], mask: List[np.
                              squeeze=False, constrained_layout=True)
     image = fm.image.image
     for i, (name, maps, q) in enumerate(rows):
-        on_img = [_on_image(fm, fm.levels.index(lv), mp) for lv, mp in zip(levels, maps)]
+        rel = [mp * mp.size / max(float(mp.sum()), 1e-12) for mp in maps]
+        on_img = [_on_image(fm, fm.levels.index(lv), mp) for lv, mp in zip(levels, rel)]
         norm = shared_norm(on_img)
         m = None
         for j, (lv, mp) in enumerate(zip(levels, on_img)):
@@ -150,6 +156,7 @@ def plot_instance_attention(per_instance: List[List[np.ndarray]], mask: List[np.
             draw_boxes(ax, boxes, highlight=q)
             share = float(maps[j].sum())
             clean_axes(ax, title=(f'{lv}\n' if i == 0 else '') + f'mass {share:.2f}', ylabel=name if j == 0 else None)
-        add_colorbar(fig, m, axes[i].tolist(), 'attention' if q is not None else 'mask', orientation='vertical')
+        add_colorbar(fig, m, axes[i].tolist(), ('attention' if q is not None else 'mask') + '\n/ level mean',
+                     orientation='vertical')
     fig.suptitle(f'ICD-style instance-conditional attention ({decoder}) of the teacher: {fm.image.name}', fontsize=10)
     return fig

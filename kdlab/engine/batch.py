@@ -1,0 +1,140 @@
+"""``kdlab reproduce PAPER``: a paper's reproduction notebook, executed headless with papermill.
+
+    kdlab reproduce dfmsd --tables table6 --scale mini          # one notebook, kept under results/dfmsd/
+    kdlab reproduce dcsf_kd --scale mini -j 2                   # one notebook per table, two at a time
+    kdlab reproduce pkd --plan                                  # what would run, nothing trained
+
+The executed notebook (``results/<paper>/reproduce_<paper>_<scale>[_<table>].ipynb``) holds the styled tables;
+the tables and figures are exported beside it (:func:`kdlab.engine.report.export`). With ``-j N`` tables run
+in parallel; a run two tables share is trained once (the run store's lock), the other waits for it. A failing
+notebook makes the command exit 1 naming the notebook and its failing cell.
+"""
+from __future__ import annotations
+
+import concurrent.futures as futures
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from kdlab.engine.store import repo_root
+from kdlab.errors import KdlabError, NotebookError, UnknownNameError
+
+
+def notebook_for(paper: str) -> Path:
+    """``notebooks/reproduce_<paper>.ipynb``; an error listing the papers that have one."""
+    folder = repo_root() / 'notebooks'
+    path = folder / f'reproduce_{paper}.ipynb'
+    if not path.is_file():
+        have = sorted(p.stem[len('reproduce_'):] for p in folder.glob('reproduce_*.ipynb'))
+        raise UnknownNameError('paper with a reproduction notebook', paper, have,
+                               'the baselines (mgd, fgd, ...) are reproduced inside the seed papers\' tables')
+    return path
+
+
+def run_notebooks(paper: str, tables: Optional[Sequence[str]] = None, *, scale: str = 'mini', jobs: int = 1,
+                  out: Optional[Path] = None, progress: bool = True, **params) -> List[Path]:
+    """Execute the paper's notebook for ``tables`` (one notebook for all with ``jobs=1``, one per table
+    otherwise, ``jobs`` at a time). ``params``: the notebook's other parameters (rows, seeds, data_root,
+    work_dir, results_dir, export_dir, device, gpus, resume, train, formats). Returns the executed copies;
+    raises :class:`NotebookError` (naming the cell) for the first that fails, after the others finish."""
+    from kdlab import notebooks, papers
+    from kdlab.engine.report import results_dir
+    source = notebook_for(paper)
+    known = papers.list_tables(paper)
+    tables = list(tables or known)
+    for t in tables:
+        if t not in known:
+            raise UnknownNameError(f'table of {paper!r}', t, known, f'run `kdlab papers {paper}` to list them')
+    out = Path(out) if out is not None else results_dir(paper)
+    if jobs <= 1:
+        groups = {'': tables}
+    else:
+        groups = {f'_{t}': [t] for t in tables}
+    jobs_of: Dict[str, Path] = {s: out / f'reproduce_{paper}_{scale}{s}.ipynb' for s in groups}
+
+    def one(suffix: str) -> Path:
+        return notebooks.execute(source, {**params, 'paper_id': paper, 'tables': groups[suffix], 'scale': scale},
+                                 jobs_of[suffix], cwd=out, progress=progress and jobs <= 1)
+
+    errors, done = [], []
+    if jobs <= 1:
+        for suffix in groups:
+            try:
+                done.append(one(suffix))
+            except NotebookError as err:
+                errors.append(err)
+    else:
+        from tqdm.auto import tqdm
+        with futures.ThreadPoolExecutor(max_workers=jobs) as pool:      # each notebook runs in its own kernel
+            pending = {pool.submit(one, s): s for s in groups}
+            bar = tqdm(total=len(pending), desc=f'{paper} tables', unit='table', disable=not progress)
+            for fut in futures.as_completed(pending):
+                try:
+                    done.append(fut.result())
+                except NotebookError as err:
+                    errors.append(err)
+                bar.update(1)
+            bar.close()
+    if errors:
+        raise errors[0]
+    return done
+
+
+def parse_teacher_ckpts(items: Optional[Sequence[str]]) -> Dict[str, str]:
+    """``['retinanet_x101=https://...pth', ...]`` -> ``{'retinanet_x101': 'https://...pth'}``."""
+    out = {}
+    for item in items or ():
+        name, sep, ckpt = item.partition('=')
+        if not sep or not name or not ckpt:
+            raise KdlabError(f'--teacher-ckpt {item!r} is not NAME=PATH_OR_URL',
+                             'e.g. --teacher-ckpt retinanet_x101=checkpoints/retinanet_x101_2x.pth')
+        out[name] = ckpt
+    return out
+
+
+def main(args) -> int:
+    from kdlab.engine.reproduce import reproduction
+    from kdlab.engine.store import RunStore
+    if args.plan:
+        job = reproduction(args.paper, args.tables, args.scale, rows=args.rows, seeds=args.seeds,
+                           data_root=args.data_root, store=RunStore(args.results, args.work_dir),
+                           teacher_ckpts=parse_teacher_ckpts(args.teacher_ckpt))
+        print(job.summary().to_string(index=False))
+        print(f'\n{job.summary().attrs["unique_runs"]} unique runs for these rows (seeds {job.seeds}); '
+              f'{len(job.pending())} not stored yet')
+        return 0
+    params = dict(rows=args.rows, seeds=args.seeds, data_root=args.data_root, work_dir=args.work_dir,
+                  teacher_ckpts=parse_teacher_ckpts(args.teacher_ckpt), results_dir=args.results, export_dir=args.export_dir, device=args.device, gpus=args.gpus,
+                  resume=not args.no_resume, train=not args.no_train)
+    try:
+        paths = run_notebooks(args.paper, args.tables, scale=args.scale, jobs=args.jobs, out=args.out, **params)
+    except NotebookError as err:
+        print(f'kdlab: error: {err}', file=sys.stderr)
+        return 1
+    for p in paths:
+        print('executed notebook:', p)
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser('reproduce', help="re-run a paper's tables beside the reported ones (papermill)")
+    p.add_argument('paper', help='pkd, dcsf_kd, dsamkd, icd or dfmsd')
+    p.add_argument('--tables', nargs='+', default=None, help='table ids (default: all of the paper)')
+    p.add_argument('--rows', nargs='+', default=None, help='row ids (default: all)')
+    p.add_argument('--scale', default='mini', choices=('smoke', 'mini', 'full'))
+    p.add_argument('--seeds', nargs='+', type=int, default=[0])
+    p.add_argument('-j', '--jobs', type=int, default=1, help='tables executed in parallel (one notebook each)')
+    p.add_argument('--data-root', default=None, help='COCO root at full scale (default: the synthetic data)')
+    p.add_argument('--work-dir', default=None, help='checkpoints (default: ~/.cache/kdlab/work)')
+    p.add_argument('--results', default=None, help='run store (default: results/runs)')
+    p.add_argument('--export-dir', default=None, help='tables and figures (default: results/<paper>)')
+    p.add_argument('--out', default=None, help='executed notebooks (default: results/<paper>)')
+    p.add_argument('--teacher-ckpt', action='append', default=None, metavar='NAME=PATH_OR_URL',
+                   help='a released teacher (zoo name) to evaluate and distil from instead of training it')
+    p.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
+    p.add_argument('--gpus', type=int, default=1, help='processes per run (torchrun) when > 1')
+    p.add_argument('--no-resume', action='store_true', help='restart interrupted runs instead of resuming')
+    p.add_argument('--no-train', action='store_true', help='only show what is stored (the rest: pending)')
+    p.add_argument('--plan', action='store_true', help='print the runs the rows need; train nothing')
+    p.set_defaults(func=main)
+

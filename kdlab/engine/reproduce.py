@@ -1,0 +1,268 @@
+"""A paper's table, re-run, beside the reported one.
+
+:func:`reproduction` plans the rows of one paper's tables at a scale for one or more seeds (the planner:
+:mod:`kdlab.engine.planner`; a teacher or baseline shared by rows, tables, seeds of the same configuration or
+papers is one run). :meth:`Reproduction.run` trains what the run store does not hold yet (each run resumes
+when it was interrupted), and :meth:`Reproduction.compare` turns one table into the reported numbers, the
+reproduced ones (mean over the seeds that finished, and their spread) and the difference per cell. Rows that
+have not run yet are *pending*; rows kdlab cannot run say why (*skipped: ...*).
+
+At ``mini`` and ``smoke`` scale the absolute numbers are those of tiny detectors on the synthetic data, not
+COCO's: read the *gain over the baseline* columns (distilled minus the same table's baseline student) against
+the paper's gain; the per-cell difference is what to read at ``full`` scale.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from kdlab.engine.planner import Plan, PlannedRun, execute_plan, plan_rows
+from kdlab.engine.runner import METRICS
+from kdlab.engine.store import RunStore
+from kdlab.errors import CheckpointError, KdlabError, UnknownNameError
+
+#: The metric the gain columns use.
+GAIN_METRIC = 'mAP'
+
+
+@dataclasses.dataclass
+class Reproduction:
+    """The plan of some tables of one paper at one scale, per seed, and the store its runs go to."""
+
+    paper: str
+    tables: List[str]
+    scale: str
+    seeds: List[int]
+    plans: Dict[int, Plan]
+    store: RunStore
+    rows: Optional[List[str]] = None        # row ids kept (None: every row)
+
+    # ------------------------------------------------------------------ what is planned
+    def runs(self) -> Dict[str, PlannedRun]:
+        """The unique runs over all seeds, dependencies first."""
+        out: Dict[str, PlannedRun] = {}
+        for seed in self.seeds:
+            for run in self.plans[seed].ordered():
+                out.setdefault(run.key, run)
+        return out
+
+    def pending(self) -> List[PlannedRun]:
+        """Planned runs the store does not hold yet."""
+        return [r for r in self.runs().values() if self.store.load(r.key) is None]
+
+    def summary(self):
+        """One row per table: reported rows, rows kdlab runs, rows skipped, unique runs, stored, pending."""
+        import pandas as pd
+        records = []
+        for table in self.tables:
+            refs = self._refs(table)
+            keys = {k for s in self.seeds for ref in refs for k in self._row_keys(s, ref)}
+            skipped = [ref for ref in refs if ref in self.plans[self.seeds[0]].skipped]
+            records.append(dict(table=table, rows=len(refs), runnable=len(refs) - len(skipped),
+                                skipped=len(skipped), runs=len(keys),
+                                stored=sum(self.store.load(k) is not None for k in keys),
+                                pending=sum(self.store.load(k) is None for k in keys)))
+        frame = pd.DataFrame.from_records(records, columns=['table', 'rows', 'runnable', 'skipped', 'runs',
+                                                            'stored', 'pending'])
+        frame.attrs.update(paper=self.paper, scale=self.scale, seeds=list(self.seeds),
+                           unique_runs=len(self.runs()))
+        return frame
+
+    def _refs(self, table: str) -> List[str]:
+        from kdlab import papers
+        return [f'{self.paper}/{table}/{r.id}' for r in papers.iter_rows(self.paper, table)
+                if self.rows is None or r.id in self.rows]
+
+    def _row_keys(self, seed: int, ref: str) -> List[str]:
+        """Every run a row needs at ``seed``: its own, its baseline, and what they need (teachers, stages)."""
+        plan = self.plans[seed]
+        todo = [k for k in (plan.rows.get(ref), plan.baselines.get(ref)) if k]
+        seen: List[str] = []
+        while todo:
+            k = todo.pop()
+            if k not in seen:
+                seen.append(k)
+                todo.extend(plan.runs[k].needs)
+        return seen
+
+    # ------------------------------------------------------------------ training
+    def run(self, *, progress: bool = True, resume: bool = True, gpus: int = 1, device: str = 'auto',
+            launcher: Optional[str] = None) -> Dict[str, dict]:
+        """Train and evaluate every pending run, seed by seed, dependencies first; returns ``{key: record}``.
+
+        ``resume=False`` restarts interrupted runs instead of resuming them (finished runs are kept: they are
+        the same computation). ``gpus`` > 1 launches each run on that many processes with torchrun
+        (mmengine's ``pytorch`` launcher; gloo on CPU). ``device``: ``'auto'``, ``'cpu'`` or ``'cuda'``.
+        """
+        out: Dict[str, dict] = {}
+        todo = {r.key for r in self.pending()}
+        if progress:
+            print(f'{self.paper} {", ".join(self.tables)} ({self.scale}, seeds {self.seeds}): '
+                  f'{len(self.runs())} unique runs, {len(todo)} to train', flush=True)
+        for seed in self.seeds:
+            out.update(execute_plan(self.plans[seed], self.store, progress=progress, resume=resume, gpus=gpus,
+                                    device=device, launcher=launcher))
+        return out
+
+    # ------------------------------------------------------------------ the comparison
+    def compare(self, table: str):
+        """The reported table beside the reproduced one (see :func:`compare_rows`)."""
+        if table not in self.tables:
+            raise UnknownNameError(f'table of this reproduction of {self.paper!r}', table, self.tables,
+                                   'plan it first: reproduction(paper, tables=[...])')
+        return compare_rows(self.paper, table, self.plans, self.store, seeds=self.seeds, rows=self.rows,
+                            scale=self.scale)
+
+
+def reproduction(paper: str, tables: Optional[Sequence[str]] = None, scale: str = 'mini', *,
+                 rows: Optional[Sequence[str]] = None, seeds: Sequence[int] = (0,), data_root: Optional[str] = None,
+                 store: Optional[RunStore] = None, teacher_schedule: str = '3x',
+                 teacher_ckpts: Optional[Dict[str, str]] = None) -> Reproduction:
+    """Plan ``tables`` (default: all) of ``paper`` at ``scale`` for each seed.
+
+    ``rows``: keep only these row ids (as ``kdlab papers PAPER --table ID`` prints them). Unknown papers, tables
+    or rows raise :class:`kdlab.errors.UnknownNameError` naming what exists. ``teacher_ckpts``: zoo name ->
+    checkpoint path or URL of a teacher to evaluate and distil from instead of training it (full scale: the
+    papers' released teachers).
+    """
+    from kdlab import papers
+    from kdlab.zoo import _check_scale
+    _check_scale(scale)
+    known = papers.list_tables(paper)                 # raises for an unknown paper
+    tables = list(tables or known)
+    for t in tables:
+        if t not in known:
+            raise UnknownNameError(f'table of {paper!r}', t, known, f'run `kdlab papers {paper}` to list them')
+    all_rows = [r for t in tables for r in papers.iter_rows(paper, t)]
+    if rows:
+        ids = {r.id for r in all_rows}
+        for r in rows:
+            if r not in ids:
+                raise UnknownNameError(f'row of {paper} {", ".join(tables)}', r, sorted(ids),
+                                       f'run `kdlab papers {paper} --table {tables[0]}` to see the row ids')
+        all_rows = [r for r in all_rows if r.id in rows]
+    seeds = [int(s) for s in seeds] or [0]
+    from kdlab.zoo import list_detectors
+    for name, ckpt in (teacher_ckpts or {}).items():
+        if name not in list_detectors():
+            raise UnknownNameError('detector (teacher_ckpts key)', name, list_detectors(), 'see `kdlab zoo`')
+        if '://' not in str(ckpt) and not Path(ckpt).expanduser().is_file():
+            raise CheckpointError(f'teacher checkpoint {ckpt!r} of {name} does not exist',
+                                  'give the path of a downloaded checkpoint, or its URL')
+    plans = {s: plan_rows(all_rows, scale, seed=s, data_root=data_root, teacher_schedule=teacher_schedule,
+                          teacher_ckpts=teacher_ckpts) for s in seeds}
+    return Reproduction(paper, tables, scale, seeds, plans, store or RunStore(), list(rows) if rows else None)
+
+
+# ---------------------------------------------------------------------------------------------- comparing
+def _mean_sd(values: List[float]):
+    if not values:
+        return math.nan, math.nan
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else math.nan)
+
+
+def _reported_gains(rows) -> Dict[str, float]:
+    """Row id -> the paper's gain in :data:`GAIN_METRIC` over the same table's baseline of the same student
+    (the printed ``(+x.y)`` where the paper prints one)."""
+    baselines = {}
+    for r in rows:
+        if r.method == 'baseline' and GAIN_METRIC in r.metrics:
+            baselines.setdefault((r.student.detector, r.student.backbone, r.student.schedule), r.metrics[GAIN_METRIC])
+    out = {}
+    for r in rows:
+        if r.method == 'baseline':
+            continue
+        if GAIN_METRIC in r.printed_gain:
+            out[r.id] = float(r.printed_gain[GAIN_METRIC])
+            continue
+        base = baselines.get((r.student.detector, r.student.backbone, r.student.schedule))
+        if base is not None and GAIN_METRIC in r.metrics:
+            out[r.id] = round(float(r.metrics[GAIN_METRIC]) - float(base), 1)
+    return out
+
+
+def compare_rows(paper: str, table: str, plans: Dict[int, Plan], store: RunStore, *, seeds: Sequence[int],
+                 rows: Optional[Sequence[str]] = None, scale: str = 'mini'):
+    """One DataFrame row per reported row.
+
+    Columns: ``row, teacher, student, method, status`` (``finished``, ``partial k/n`` seeds, ``pending``,
+    ``skipped: why``), ``seeds`` (finished seeds), then per metric the table reports ``<m> paper``,
+    ``<m> kdlab`` (mean over finished seeds), ``<m> sd`` (spread over seeds, from 2 seeds), ``<m> delta``
+    (kdlab - paper); ``gain paper`` / ``gain kdlab`` / ``gain sd``: :data:`GAIN_METRIC` of the row minus its
+    baseline student's; ``runs``: the row's run key per seed. ``attrs``: paper, table, title, source, scale,
+    seeds.
+    """
+    import pandas as pd
+    from kdlab import papers
+    reported = [r for r in papers.iter_rows(paper, table) if rows is None or r.id in rows]
+    data = papers.load_table_data(paper, table)
+    metrics = [m for m in data['metrics'] if m in METRICS]
+    gains = _reported_gains(list(papers.iter_rows(paper, table)))
+    records = []
+    for r in reported:
+        ref = f'{paper}/{table}/{r.id}'
+        rec = dict(row=r.id, teacher=r.teacher_text, student=r.student_text, method=r.method)
+        skipped = plans[seeds[0]].skipped.get(ref)
+        done, gain_values = [], []
+        per_metric: Dict[str, List[float]] = {m: [] for m in metrics}
+        keys = []
+        for s in seeds:
+            key = plans[s].rows.get(ref)
+            keys.append(key or '')
+            run = store.load(key) if key else None
+            if run is None:
+                continue
+            done.append(s)
+            for m in metrics:
+                if run['metrics'].get(m) is not None:
+                    per_metric[m].append(float(run['metrics'][m]))
+            base = store.load(plans[s].baselines.get(ref, '')) if r.method != 'baseline' else run
+            if base is not None and run['metrics'].get(GAIN_METRIC) is not None:
+                gain_values.append(float(run['metrics'][GAIN_METRIC]) - float(base['metrics'][GAIN_METRIC]))
+        if skipped:
+            status = f'skipped: {skipped}'
+        elif not done:
+            status = 'pending'
+        elif len(done) < len(seeds):
+            status = f'partial {len(done)}/{len(seeds)}'
+        else:
+            status = 'finished'
+        rec.update(status=status, seeds=','.join(map(str, done)))
+        for m in metrics:
+            paper_v = float(r.metrics[m]) if m in r.metrics else math.nan
+            mean, sd = _mean_sd(per_metric[m])
+            rec[f'{m} paper'] = paper_v
+            rec[f'{m} kdlab'] = round(mean, 2) if not math.isnan(mean) else mean
+            rec[f'{m} sd'] = round(sd, 2) if not math.isnan(sd) else sd
+            rec[f'{m} delta'] = round(mean - paper_v, 2) if not (math.isnan(mean) or math.isnan(paper_v)) else math.nan
+        g_mean, g_sd = _mean_sd(gain_values) if r.method != 'baseline' else (math.nan, math.nan)
+        rec['gain paper'] = gains.get(r.id, math.nan)
+        rec['gain kdlab'] = round(g_mean, 2) if not math.isnan(g_mean) else g_mean
+        rec['gain sd'] = round(g_sd, 2) if not math.isnan(g_sd) else g_sd
+        rec['runs'] = ' '.join(keys)
+        records.append(rec)
+    frame = pd.DataFrame.from_records(records)
+    frame.attrs.update(paper=paper, table=table, title=data['title'], source=data['source'], scale=scale,
+                       seeds=list(seeds), metrics=metrics)
+    return frame
+
+
+def metric_columns(frame, kind: str) -> List[str]:
+    """The ``<m> <kind>`` columns of a comparison frame (``kind``: paper, kdlab, sd, delta)."""
+    return [f'{m} {kind}' for m in frame.attrs.get('metrics', []) if f'{m} {kind}' in frame.columns]
+
+
+def check_device(device: str) -> str:
+    """``'auto'`` / ``'cpu'`` / ``'cuda'`` -> the device runs will use; a clear error for one this machine lacks."""
+    import torch
+    if device not in ('auto', 'cpu', 'cuda'):
+        raise UnknownNameError('device', device, ('auto', 'cpu', 'cuda'))
+    if device == 'cuda' and not torch.cuda.is_available():
+        raise KdlabError('device cuda was asked for but torch sees no GPU',
+                         "use device='cpu' (or 'auto'), or install a CUDA build of torch (README, GPU users)")
+    if device == 'auto':
+        return 'cuda' if torch.cuda.is_available() else 'cpu'
+    return device

@@ -1,0 +1,81 @@
+"""The engine benchmarks: ``registry_runs`` prints the planner's own counts; ``train_step`` times a real
+distillation step against the student's and reports a method that cannot build instead of failing."""
+import json
+
+import pytest
+
+from benchmarks import registry_runs, train_step
+
+
+def _printed_total(out: str):
+    line = next(ln for ln in out.splitlines() if ln.startswith('total '))
+    return [int(v) for v in line.split()[1:5]]     # rows, runnable, skipped, unique runs
+
+
+def test_registry_runs_prints_what_plan_rows_gives(capsys, tmp_path):
+    from kdlab import papers
+    from kdlab.engine.planner import plan_rows
+
+    path = tmp_path / 'runs.json'
+    assert registry_runs.main(['--json', str(path)]) == 0
+    out = capsys.readouterr().out
+    rows = list(papers.iter_rows())
+    plan = plan_rows(rows, 'mini')
+    expected = [len(rows), len(plan.rows), len(plan.skipped), len(plan.runs)]
+    assert _printed_total(out) == expected
+    result = json.loads(path.read_text())
+    total = result['total']
+    assert [total['rows'], total['runnable'], total['skipped'], total['unique_runs']] == expected
+    assert total['runnable'] + total['skipped'] == total['rows']
+    assert total['rows_per_run'] == pytest.approx(total['runnable'] / total['unique_runs'])
+    # content addressing: shared teachers and baselines are one run each, so the registry needs fewer runs
+    # than its rows planned one by one (at mini scale there are still more unique runs than rows: most rows
+    # bring their own distilled run, and SAL rows several)
+    assert 0 < total['unique_runs'] < total['alone_runs']
+    assert total['saved'] == pytest.approx(total['alone_runs'] / total['unique_runs'])
+    assert sum(total['roles'].values()) == total['unique_runs']
+    # per paper: every row counted once, one plan per paper
+    per = result['papers']
+    assert sorted(p['paper'] for p in per) == sorted(papers.list_papers())
+    for key in ('rows', 'runnable', 'skipped'):
+        assert sum(p[key] for p in per) == total[key]
+    assert sum(p['unique_runs'] for p in per) >= total['unique_runs']
+    one = per[0]
+    paper_plan = plan_rows([r for r in rows if r.paper == one['paper']], 'mini')
+    assert one['unique_runs'] == len(paper_plan.runs) and one['runnable'] == len(paper_plan.rows)
+    assert sum(n for _, n in result['skip_reasons']) == total['skipped']
+    assert one['paper'] in out
+
+
+def test_train_step_times_pkd_against_the_student(capsys, tmp_path):
+    path = tmp_path / 'step.json'
+    assert train_step.main(['--only', 'pkd', '--repeats', '1', '--warmup', '1', '--json', str(path)]) == 0
+    out = capsys.readouterr().out
+    [row] = json.loads(path.read_text())
+    assert row['error'] is None, row
+    assert row['method'] == 'pkd' and row['scale'] == 'mini'
+    assert row['median_s'] > 0 and row['student_median_s'] > 0 and len(row['times_s']) == 1
+    assert row['ratio'] > 0 and row['ratio'] == pytest.approx(row['median_s'] / row['student_median_s'])
+    assert row['cpu_ratio'] > 0
+    assert row['peak_mib'] >= row['student_peak_mib'] > 0
+    assert row['optim_wrapper'] == 'OptimWrapper'
+    assert row['batch_size'] >= 1
+    assert 'pkd' in out and 'x student' in out
+
+
+def test_a_method_that_cannot_build_is_a_row_with_its_reason():
+    row = train_step.run_case('no_such_method', warmup=1, repeats=1, scale='smoke')
+    assert row['stage'] == 'build' and 'no_such_method' in row['error']
+    table = train_step.format_table([row])
+    assert 'no_such_method' in table and 'not run (build)' in table
+
+
+def test_unknown_method_is_refused():
+    with pytest.raises(SystemExit):
+        train_step.main(['--only', 'pkd,nope'])
+
+
+def test_every_builtin_method_is_a_default_case():
+    from kdlab.methods import METHODS, _load_builtin
+    _load_builtin()
+    assert set(train_step.methods()) == set(METHODS) and 'pkd' in train_step.methods()

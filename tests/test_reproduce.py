@@ -1,0 +1,145 @@
+"""The reproduction engine: a table planned, compared with stored runs, exported; pending rows; leaderboard."""
+import json
+import math
+
+import pytest
+
+from kdlab import papers
+from kdlab.engine import report
+from kdlab.engine.reproduce import compare_rows, reproduction
+from kdlab.engine.store import RunStore
+from kdlab.errors import KdlabError, UnknownNameError
+
+
+def _store(tmp_path):
+    return RunStore(tmp_path / 'runs', tmp_path / 'work')
+
+
+def _fake_record(store, key, mAP, **extra):
+    """A finished run as the runner stores it (only what the comparison reads)."""
+    d = store.run_dir(key)
+    d.mkdir(parents=True, exist_ok=True)
+    metrics = {m: None for m in ('AP50', 'AP75', 'APs', 'APm', 'APl', 'mAR', 'ARs', 'ARm', 'ARl')}
+    metrics['mAP'] = mAP
+    (d / 'run.json').write_text(json.dumps({'key': key, 'status': 'finished', 'metrics': metrics,
+                                            'checkpoint': None, **extra}))
+
+
+def test_nothing_stored_shows_every_row_as_pending_or_skipped(tmp_path):
+    job = reproduction('dcsf_kd', ['table1'], 'smoke', store=_store(tmp_path))
+    frame = job.compare('table1')
+    assert len(frame) == len(list(papers.iter_rows('dcsf_kd', 'table1')))
+    assert set(frame['status']) <= {'pending'} | {s for s in frame['status'] if s.startswith('skipped: ')}
+    assert (frame['status'] == 'pending').any()
+    assert frame['mAP kdlab'].isna().all() and frame['mAP paper'].notna().all()
+    summary = job.summary()
+    assert summary.loc[0, 'stored'] == 0 and summary.loc[0, 'pending'] == summary.loc[0, 'runs'] > 0
+    assert summary.attrs['unique_runs'] == len(job.runs()) < 2 * summary.loc[0, 'runnable'] + 5
+
+
+def test_the_comparison_is_the_stored_runs_against_the_paper(tmp_path):
+    store = _store(tmp_path)
+    row_id = 'retinanet_x101.retinanet_r50.pkd'
+    base_id = next(r.id for r in papers.iter_rows('dcsf_kd', 'table1') if r.method == 'baseline'
+                   and r.student.detector == 'retinanet')
+    job = reproduction('dcsf_kd', ['table1'], 'smoke', rows=[row_id, base_id], seeds=[0, 1], store=store)
+    ref = f'dcsf_kd/table1/{row_id}'
+    for seed, (distilled, baseline) in zip((0, 1), ((30.0, 20.0), (34.0, 21.0))):
+        _fake_record(store, job.plans[seed].rows[ref], distilled)
+        _fake_record(store, job.plans[seed].baselines[ref], baseline)
+    frame = job.compare('table1').set_index('row')
+    row = papers.load_table('dcsf_kd', 'table1').set_index('row').loc[row_id]
+    got = frame.loc[row_id]
+    assert got['status'] == 'finished' and got['seeds'] == '0,1'
+    assert got['mAP kdlab'] == pytest.approx(32.0) and got['mAP sd'] == pytest.approx(math.sqrt(8), abs=0.01)
+    assert got['mAP delta'] == pytest.approx(32.0 - row['mAP'])
+    assert got['gain kdlab'] == pytest.approx(((30 - 20) + (34 - 21)) / 2)
+    base = papers.load_table('dcsf_kd', 'table1').set_index('row').loc[base_id]
+    assert got['gain paper'] == pytest.approx(row['mAP'] - base['mAP'], abs=0.05)
+    assert frame.loc[base_id, 'mAP kdlab'] == pytest.approx(20.5)
+    assert math.isnan(frame.loc[base_id, 'gain kdlab'])
+
+
+def test_a_partial_seed_set_says_so(tmp_path):
+    store = _store(tmp_path)
+    row_id = 'retinanet_x101.retinanet_r50.pkd'
+    job = reproduction('dcsf_kd', ['table1'], 'smoke', rows=[row_id], seeds=[0, 1], store=store)
+    _fake_record(store, job.plans[0].rows[f'dcsf_kd/table1/{row_id}'], 25.0)
+    frame = job.compare('table1')
+    assert frame.loc[0, 'status'] == 'partial 1/2' and frame.loc[0, 'mAP kdlab'] == 25.0
+    assert math.isnan(frame.loc[0, 'mAP sd'])
+
+
+def test_unknown_names_say_what_exists(tmp_path):
+    with pytest.raises(UnknownNameError, match='table1'):
+        reproduction('dcsf_kd', ['table9'], 'smoke', store=_store(tmp_path))
+    with pytest.raises(UnknownNameError, match='dfmsd'):
+        reproduction('dfmsdd', None, 'smoke', store=_store(tmp_path))
+    with pytest.raises(UnknownNameError, match='kdlab papers dcsf_kd'):
+        reproduction('dcsf_kd', ['table1'], 'smoke', rows=['no_such_row'], store=_store(tmp_path))
+    with pytest.raises(UnknownNameError, match='smoke'):
+        reproduction('dcsf_kd', ['table1'], 'huge', store=_store(tmp_path))
+
+
+def test_export_writes_every_format(tmp_path):
+    job = reproduction('pkd', ['metafile'], 'smoke', store=_store(tmp_path))
+    frame = job.compare('metafile')
+    paths = report.export(frame, tmp_path / 'out', formats=['csv', 'md', 'tex', 'png', 'pdf'])
+    names = sorted(p.name for p in paths)
+    assert names == sorted(f'metafile_smoke.{f}' for f in ('csv', 'md', 'tex', 'png', 'pdf'))
+    md = (tmp_path / 'out' / 'metafile_smoke.md').read_text()
+    assert '| row | teacher | student | method | status |' in md and 'pending' in md
+    tex = (tmp_path / 'out' / 'metafile_smoke.tex').read_text()
+    assert '\\toprule' in tex and '\\begin{tabular}' in tex
+    import pandas as pd
+    back = pd.read_csv(tmp_path / 'out' / 'metafile_smoke.csv')
+    assert list(back['row']) == list(frame['row'])
+    assert (tmp_path / 'out' / 'metafile_smoke.png').stat().st_size > 10_000
+    with pytest.raises(KdlabError, match='unknown export format'):
+        report.export(frame, tmp_path / 'out', formats=['docx'])
+
+
+def test_styled_view_greys_pending_rows(tmp_path):
+    frame = reproduction('pkd', ['metafile'], 'smoke', store=_store(tmp_path)).compare('metafile')
+    html = report.styled(frame).to_html()
+    assert report.PENDING_STYLE.split(';')[0] in html and 'metafile' in html
+
+
+def test_cuda_asked_for_on_a_cpu_machine_names_the_fix():
+    import torch
+    from kdlab.engine.reproduce import check_device
+    if torch.cuda.is_available():
+        assert check_device('cuda') == 'cuda'
+    else:
+        with pytest.raises(KdlabError, match="device='cpu'"):
+            check_device('cuda')
+    with pytest.raises(UnknownNameError):
+        check_device('tpu')
+
+
+# ------------------------------------------------------------------------------------------ leaderboard
+def test_leaderboard_cells_are_mean_and_spread_over_seeds(tmp_path):
+    from kdlab.engine.leaderboard import board, plan_board
+    store = _store(tmp_path)
+    pairs = [('retinanet_r18', 'retinanet_r50'), ('faster_rcnn_r50', 'faster_rcnn_r101')]
+    plans, unavailable = plan_board(pairs, ['pkd', 'mgd', 'crosskd'], seeds=(0, 1), scale='smoke')
+    assert ('faster_rcnn_r50', 'faster_rcnn_r101', 'crosskd') in unavailable     # a dense-head method
+    for (student, teacher, method, seed), plan in plans.items():
+        if student != 'retinanet_r18':
+            continue
+        _fake_record(store, plan.rows['baseline'], 10.0 + seed)
+        _fake_record(store, plan.rows[f'teacher:{teacher}'], 40.0)
+        if method == 'pkd':
+            _fake_record(store, plan.rows['distilled'], 20.0 + 2 * seed)
+        elif seed == 0:
+            _fake_record(store, plan.rows['distilled'], 12.0)
+    frame = board(plans, unavailable, store, (0, 1)).set_index(['student', 'method'])
+    pkd = frame.loc[('retinanet_r18', 'pkd')]
+    assert pkd['seeds'] == 2 and pkd['mAP'] == 21.0 and pkd['gain'] == 10.5
+    assert pkd['gain_sd'] == pytest.approx(math.sqrt(0.5), abs=0.01)
+    assert frame.loc[('retinanet_r18', 'mgd'), 'status'] == 'partial 1/2'
+    assert frame.loc[('retinanet_r18', 'teacher'), 'mAP'] == 40.0
+    assert frame.loc[('faster_rcnn_r50', 'pkd'), 'status'] == 'pending'
+    assert frame.loc[('faster_rcnn_r50', 'crosskd'), 'status'].startswith('n/a: ')
+    methods = list(frame.loc['retinanet_r18'].index)
+    assert methods[:3] == ['teacher', 'baseline', 'pkd']     # sorted by gain after teacher and baseline

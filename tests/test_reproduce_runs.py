@@ -1,0 +1,137 @@
+"""Reproductions that train: every registered table at smoke scale through its notebook (papermill), the batch
+CLI, torchrun on two CPU processes, and a needed checkpoint that is missing on this machine."""
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from kdlab import papers
+from kdlab.engine.store import RunStore
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / 'tools'))
+import make_reproduce_notebooks  # noqa: E402
+
+
+def test_the_committed_notebooks_are_the_generated_ones():
+    for pid in make_reproduce_notebooks.PAPERS:
+        path = ROOT / 'notebooks' / f'reproduce_{pid}.ipynb'
+        assert path.read_text() == make_reproduce_notebooks.render(pid), \
+            f'{path.name} differs: run python tools/make_reproduce_notebooks.py'
+    assert set(make_reproduce_notebooks.PAPERS) == {p for p in papers.list_papers()
+                                                     if any(t for t in papers.list_tables(p))}
+
+
+@pytest.fixture(scope='module')
+def smoke_runs(smoke_data, tmp_path_factory):
+    """One run store for every smoke reproduction of this module (shared teachers and baselines train once)."""
+    root = tmp_path_factory.mktemp('reproduce')
+    return dict(results_dir=str(root / 'runs'), work_dir=str(root / 'work')), root
+
+
+@pytest.mark.parametrize('paper', make_reproduce_notebooks.PAPERS)
+def test_every_registered_table_reproduces_at_smoke_scale(paper, smoke_runs):
+    from kdlab.engine.batch import run_notebooks
+    store_params, root = smoke_runs
+    out = root / paper
+    jobs = 2 if paper == 'dcsf_kd' else 1       # two tables in parallel, sharing their teachers and baselines
+    executed = run_notebooks(paper, scale='smoke', jobs=jobs, out=out, progress=False, export_dir=str(out),
+                             formats=['csv', 'png'], **store_params)
+    tables = papers.list_tables(paper)
+    assert len(executed) == (len(tables) if jobs > 1 else 1) and all(p.is_file() for p in executed)
+    import pandas as pd
+    for table in tables:
+        frame = pd.read_csv(out / f'{table}_smoke.csv')
+        reported = list(papers.iter_rows(paper, table))
+        assert list(frame['row']) == [r.id for r in reported]
+        for r, status in zip(reported, frame['status']):
+            if not r.runnable:
+                assert status.startswith('skipped: not runnable'), (r.id, status)
+            else:       # runs, or says why kdlab cannot run it (a method or detector it does not have)
+                assert status == 'finished' or status.startswith('skipped: '), (r.id, status)
+        runnable = [s for s in frame['status'] if s == 'finished']
+        assert runnable or paper == 'dsamkd', f'{paper} {table}: no row ran'
+        assert frame.loc[frame['status'] == 'finished', 'mAP kdlab'].notna().all()
+        assert (out / f'{table}_smoke.png').stat().st_size > 5_000
+    nb = json.loads(executed[0].read_text())
+    assert any(o.get('output_type') == 'display_data' or o.get('data') for c in nb['cells']
+               for o in c.get('outputs', [])), 'the executed notebook shows no table'
+
+
+def test_a_failing_notebook_exits_1_naming_the_cell(smoke_runs, tmp_path, capsys):
+    from kdlab.cli import main
+    store_params, _ = smoke_runs
+    code = main(['reproduce', 'pkd', '--tables', 'metafile', '--scale', 'smoke', '--rows', 'no_such_row',
+                 '--results', store_params['results_dir'], '--work-dir', store_params['work_dir'],
+                 '--out', str(tmp_path), '--export-dir', str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert 'code cell 2' in err and 'no_such_row' in err and 'reproduce_pkd_smoke.ipynb' in err
+
+
+def test_plan_prints_runs_without_training(tmp_path, capsys):
+    from kdlab.cli import main
+    assert main(['reproduce', 'dfmsd', '--tables', 'table7', '--scale', 'smoke', '--plan',
+                 '--results', str(tmp_path / 'r'), '--work-dir', str(tmp_path / 'w')]) == 0
+    out = capsys.readouterr().out
+    assert 'table7' in out and 'unique runs' in out
+    assert not (tmp_path / 'r').exists()
+
+
+def test_torchrun_two_cpu_processes_train_and_store_once(smoke_data, tmp_path):
+    from kdlab.engine.planner import execute_plan, plan_pair
+    store = RunStore(tmp_path / 'runs', tmp_path / 'work')
+    plan = plan_pair('retinanet_r18', ['retinanet_r50'], 'pkd', 'smoke', teacher_schedule='1x')
+    records = execute_plan(plan, store, progress=False, gpus=2, device='cpu')
+    assert set(records) == set(plan.runs)
+    for key in plan.runs:
+        rec = store.load(key)
+        assert rec['provenance']['world_size'] == 2 and rec['provenance']['device'] == 'cpu'
+        assert os.path.isfile(rec['checkpoint'])
+    text = (store.run_dir(plan.rows['distilled']) / 'config.py').read_text()
+    assert "backend='gloo'" in text and "launcher = 'pytorch'" in text
+
+
+def test_a_needed_checkpoint_missing_here_is_trained_again(smoke_data, tmp_path):
+    from kdlab.engine.planner import execute_plan, plan_pair
+    store = RunStore(tmp_path / 'runs', tmp_path / 'work')
+    plan = plan_pair('retinanet_r18', ['retinanet_r50'], 'pkd', 'smoke', teacher_schedule='1x')
+    teacher = plan.rows['teacher:retinanet_r50']
+    first = execute_plan(plan, store, progress=False, only=[teacher])[teacher]
+    os.remove(first['checkpoint'])                       # the store came from another machine
+    records = execute_plan(plan, store, progress=False)
+    rebuilt = store.load(teacher)
+    assert os.path.isfile(rebuilt['checkpoint']) and rebuilt['previous_metrics'] == first['metrics']
+    assert rebuilt['metrics'] == first['metrics']        # same key, same seed, CPU: the same computation
+    assert store.load(plan.rows['distilled']) == records[plan.rows['distilled']]
+
+
+def test_a_given_teacher_checkpoint_is_evaluated_not_trained(smoke_data, tmp_path):
+    from kdlab.engine.planner import execute_plan, plan_pair
+    from kdlab.engine.reproduce import reproduction
+    store = RunStore(tmp_path / 'runs', tmp_path / 'work')
+    plan = plan_pair('retinanet_r18', ['retinanet_r50'], 'pkd', 'smoke', teacher_schedule='1x')
+    trained_key = plan.rows['teacher:retinanet_r50']
+    trained = execute_plan(plan, store, progress=False, only=[trained_key])[trained_key]
+    job = reproduction('dcsf_kd', ['table1'], 'smoke', rows=['retinanet_x101.retinanet_r50.pkd'],
+                       store=RunStore(tmp_path / 'runs2', tmp_path / 'work2'),
+                       teacher_ckpts={'retinanet_x101': trained['checkpoint']})
+    teacher = next(r for r in job.runs().values() if r.role == 'teacher')
+    assert 'given checkpoint' in teacher.name and teacher.cfg.load_from == trained['checkpoint']
+    rec = execute_plan(job.plans[0], job.store, progress=False, only=[teacher.key])[teacher.key]
+    assert rec['checkpoint'] == trained['checkpoint']
+    assert not list(job.store.work_dir(teacher.key).glob('epoch_*.pth'))      # nothing was trained
+    with pytest.raises(Exception, match='does not exist'):
+        reproduction('dcsf_kd', ['table1'], 'smoke', teacher_ckpts={'retinanet_x101': str(tmp_path / 'no.pth')})
+
+
+def test_full_scale_plans_from_official_configs_with_released_teachers():
+    from kdlab.engine.reproduce import reproduction
+    url = 'https://download.openmmlab.com/mmdetection/v2.0/retinanet/retinanet_x101_64x4d_fpn_2x_coco.pth'
+    job = reproduction('dcsf_kd', ['table1'], 'full', rows=['retinanet_x101.retinanet_r50.dcsf_kd'],
+                       teacher_ckpts={'retinanet_x101': url})
+    runs = {r.role: r for r in job.runs().values()}
+    assert runs['teacher'].cfg.load_from == url and runs['teacher'].cfg.model.backbone.depth == 101
+    assert runs['distilled'].cfg.model.architecture.neck.out_channels == 256      # the official widths
