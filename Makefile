@@ -16,8 +16,10 @@ demo: setup  ## the main job: teacher / baseline / PKD student on the embedded s
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-bench: setup
-	$(PY) -m benchmarks
+bench: setup  ## every benchmark (one: .venv/bin/python -m benchmarks NAME)
+	$(PY) -m benchmarks feature_losses
+	$(PY) -m benchmarks train_step
+	$(PY) -m benchmarks registry_runs
 
 doctor: setup
 	$(PY) -m kdlab.cli doctor

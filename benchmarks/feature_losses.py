@@ -20,12 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import time
 from typing import Callable, Dict, List, Optional
+
+from benchmarks._measure import maxrss_mib, timed
 
 #: (H, W) of P3-P7 for a 1333x800 image padded to a multiple of 32 (1344x800).
 FPN_SHAPES = [(100, 168), (50, 84), (25, 42), (13, 21), (7, 11)]
@@ -105,17 +106,6 @@ def make_case(name: str) -> Callable[[], None]:
     return step
 
 
-def _maxrss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # Linux: KiB
-
-
-def _timed(step):
-    """(wall seconds, CPU seconds of this process: all its threads) of one call."""
-    w0, c0 = time.perf_counter(), time.process_time()
-    step()
-    return time.perf_counter() - w0, time.process_time() - c0
-
-
 def worker(name: str, warmup: int, repeats: int, threads: int = 0) -> dict:
     """Run one case in this process: setup, warm-up (peak memory measured over it), then timed repeats of the
     case alternating with mmrazor's ``PKDLoss`` (the reference of the ratio). ``threads``: torch's intra-op
@@ -124,17 +114,17 @@ def worker(name: str, warmup: int, repeats: int, threads: int = 0) -> dict:
     if threads:
         torch.set_num_threads(threads)
     step = make_case(name)
-    base = _maxrss_mib()
+    base = maxrss_mib()
     for _ in range(max(1, warmup)):
         step()
-    peak = _maxrss_mib() - base
+    peak = maxrss_mib() - base
     ref = step if name == 'pkd' else make_case('pkd')
     for _ in range(max(1, warmup) if ref is not step else 0):
         ref()
     times, ref_times = [], []
     for _ in range(repeats):
-        times.append(_timed(step))
-        ref_times.append(times[-1] if ref is step else _timed(ref))
+        times.append(timed(step))
+        ref_times.append(times[-1] if ref is step else timed(ref))
     med = statistics.median(t[0] for t in times)
     cpu = statistics.median(t[1] for t in times)
     ref_med = statistics.median(t[0] for t in ref_times)

@@ -29,13 +29,14 @@ import argparse
 import copy
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from typing import List, Optional, Tuple
+
+from benchmarks._measure import maxrss_mib, timed
 
 STUDENT, TEACHER = 'retinanet_r50', 'retinanet_x101'
 SCALES = ('smoke', 'mini')
@@ -46,17 +47,6 @@ def methods() -> Tuple[str, ...]:
     from kdlab.methods import METHODS, _load_builtin
     _load_builtin()
     return tuple(METHODS)
-
-
-def _maxrss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # Linux: KiB
-
-
-def _timed(step):
-    """(wall seconds, CPU seconds of this process: all its threads) of one call."""
-    w0, c0 = time.perf_counter(), time.process_time()
-    step()
-    return time.perf_counter() - w0, time.process_time() - c0
 
 
 def _error(exc: BaseException) -> str:
@@ -107,13 +97,13 @@ def worker(method: str, warmup: int, repeats: int, scale: str = 'mini', threads:
         s_step = _stepper(s_model, s_optim, batch)
         for _ in range(max(1, warmup)):
             s_step()
-        row['student_peak_mib'] = _maxrss_mib()
+        row['student_peak_mib'] = maxrss_mib()
         row['batch_size'] = len(batch['inputs'])
         try:
             cfg = distill_config(s_cfg, t_cfg, student=STUDENT, teacher=TEACHER, teacher_ckpt=None, method=method)
             d_runner, d_model, d_optim = _build(cfg, tmp, method)
         except Exception as exc:  # noqa: BLE001  (the table says why)
-            row.update(error=_error(exc), stage='build', peak_mib=_maxrss_mib())
+            row.update(error=_error(exc), stage='build', peak_mib=maxrss_mib())
             return row
         row['optim_wrapper'] = type(d_optim).__name__
         hub = MessageHub.get_current_instance()
@@ -124,18 +114,18 @@ def worker(method: str, warmup: int, repeats: int, scale: str = 'mini', threads:
             for _ in range(max(1, warmup)):
                 d_step()
         except Exception as exc:  # noqa: BLE001
-            row.update(error=_error(exc), stage='step', peak_mib=_maxrss_mib())
+            row.update(error=_error(exc), stage='step', peak_mib=maxrss_mib())
             return row
         times, s_times = [], []
         for _ in range(repeats):
-            s_times.append(_timed(s_step))
-            times.append(_timed(d_step))
+            s_times.append(timed(s_step))
+            times.append(timed(d_step))
         del d_runner, s_runner
     med, cpu = statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
     s_med, s_cpu = statistics.median(t[0] for t in s_times), statistics.median(t[1] for t in s_times)
     row.update(median_s=med, cpu_s=cpu, times_s=[t[0] for t in times], student_median_s=s_med,
                student_cpu_s=s_cpu, student_times_s=[t[0] for t in s_times], ratio=med / s_med,
-               cpu_ratio=cpu / s_cpu, peak_mib=_maxrss_mib())
+               cpu_ratio=cpu / s_cpu, peak_mib=maxrss_mib())
     return row
 
 

@@ -31,18 +31,53 @@ def smoke_runs(smoke_data, tmp_path_factory):
     return dict(results_dir=str(root / 'runs'), work_dir=str(root / 'work')), root
 
 
-@pytest.mark.parametrize('paper', make_reproduce_notebooks.PAPERS)
-def test_every_registered_table_reproduces_at_smoke_scale(paper, smoke_runs):
+@pytest.fixture(scope='module')
+def smoke_reproductions(smoke_runs):
+    """Every registered table executed at smoke scale through its paper's notebook, two kernels at a time (the
+    machine's two cores): one notebook per table, except DCSF-KD's two tables, which go through ``-j 2`` in one
+    call. Concurrent notebooks share one run store; a run two of them need is trained once, under its lock.
+    Returns ``{paper: ([executed notebooks], {table: export folder}, error or None)}``."""
+    import concurrent.futures as futures
     from kdlab.engine.batch import run_notebooks
     store_params, root = smoke_runs
-    out = root / paper
-    jobs = 2 if paper == 'dcsf_kd' else 1       # two tables in parallel, sharing their teachers and baselines
-    executed = run_notebooks(paper, scale='smoke', jobs=jobs, out=out, progress=False, export_dir=str(out),
+    jobs = []      # (paper, tables, jobs, out)
+    for paper in make_reproduce_notebooks.PAPERS:
+        tables = papers.list_tables(paper)
+        if paper == 'dcsf_kd':
+            jobs.append((paper, tables, 2, root / paper))
+        else:
+            jobs += [(paper, [t], 1, root / paper / t) for t in tables]
+    jobs.sort(key=lambda j: -len(list(papers.iter_rows(j[0], j[1][0]))))   # the longest tables first
+
+    def run(job):
+        paper, tables, n, out = job
+        return run_notebooks(paper, tables, scale='smoke', jobs=n, out=out, progress=False, export_dir=str(out),
                              formats=['csv', 'png'], **store_params)
+
+    results = {p: ([], {}, None) for p in make_reproduce_notebooks.PAPERS}
+    with futures.ThreadPoolExecutor(max_workers=2) as pool:
+        for job, fut in [(j, pool.submit(run, j)) for j in jobs]:
+            paper, tables, n, out = job
+            executed, folders, error = results[paper]
+            try:
+                executed += fut.result()
+            except Exception as err:        # reported by the paper's test, not here
+                error = error or err
+            folders.update({t: out for t in tables})
+            results[paper] = (executed, folders, error)
+    return results
+
+
+@pytest.mark.parametrize('paper', make_reproduce_notebooks.PAPERS)
+def test_every_registered_table_reproduces_at_smoke_scale(paper, smoke_reproductions):
+    executed, folders, error = smoke_reproductions[paper]
+    if error is not None:
+        raise error
     tables = papers.list_tables(paper)
-    assert len(executed) == (len(tables) if jobs > 1 else 1) and all(p.is_file() for p in executed)
+    assert len(executed) == len(tables) and all(p.is_file() for p in executed)
     import pandas as pd
     for table in tables:
+        out = folders[table]
         frame = pd.read_csv(out / f'{table}_smoke.csv')
         reported = list(papers.iter_rows(paper, table))
         assert list(frame['row']) == [r.id for r in reported]
@@ -51,8 +86,8 @@ def test_every_registered_table_reproduces_at_smoke_scale(paper, smoke_runs):
                 assert status.startswith('skipped: not runnable'), (r.id, status)
             else:       # runs, or says why kdlab cannot run it (a method or detector it does not have)
                 assert status == 'finished' or status.startswith('skipped: '), (r.id, status)
-        runnable = [s for s in frame['status'] if s == 'finished']
-        assert runnable or paper == 'dsamkd', f'{paper} {table}: no row ran'
+        assert (frame['status'] == 'finished').any() or paper == 'dfmsd' and table == 'table10', \
+            f'{paper} {table}: no row ran'
         assert frame.loc[frame['status'] == 'finished', 'mAP kdlab'].notna().all()
         assert (out / f'{table}_smoke.png').stat().st_size > 5_000
     nb = json.loads(executed[0].read_text())

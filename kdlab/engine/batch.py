@@ -5,14 +5,15 @@
     kdlab reproduce pkd --plan                                  # what would run, nothing trained
 
 The executed notebook (``results/<paper>/reproduce_<paper>_<scale>[_<table>].ipynb``) holds the styled tables;
-the tables and figures are exported beside it (:func:`kdlab.engine.report.export`). With ``-j N`` tables run
-in parallel; a run two tables share is trained once (the run store's lock), the other waits for it. A failing
+the tables and figures are exported beside it (:func:`kdlab.engine.report.export`). A progress bar counts the
+runs the notebooks train (read from the run store). With ``-j N`` tables run in parallel; a run two tables share is trained once (the run store's lock), the other waits for it. A failing
 notebook makes the command exit 1 naming the notebook and its failing cell.
 """
 from __future__ import annotations
 
 import concurrent.futures as futures
 import sys
+import threading
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -54,30 +55,50 @@ def run_notebooks(paper: str, tables: Optional[Sequence[str]] = None, *, scale: 
 
     def one(suffix: str) -> Path:
         return notebooks.execute(source, {**params, 'paper_id': paper, 'tables': groups[suffix], 'scale': scale},
-                                 jobs_of[suffix], cwd=out, progress=progress and jobs <= 1)
+                                 jobs_of[suffix], cwd=out, progress=False)
 
     errors, done = [], []
-    if jobs <= 1:
-        for suffix in groups:
-            try:
-                done.append(one(suffix))
-            except NotebookError as err:
-                errors.append(err)
-    else:
-        from tqdm.auto import tqdm
-        with futures.ThreadPoolExecutor(max_workers=jobs) as pool:      # each notebook runs in its own kernel
-            pending = {pool.submit(one, s): s for s in groups}
-            bar = tqdm(total=len(pending), desc=f'{paper} tables', unit='table', disable=not progress)
-            for fut in futures.as_completed(pending):
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch_runs, args=(paper, tables, scale, params, stop), daemon=True)
+    if progress:
+        watcher.start()
+    try:
+        with futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:   # each notebook runs in its own kernel
+            for fut in futures.as_completed([pool.submit(one, s) for s in groups]):
                 try:
                     done.append(fut.result())
                 except NotebookError as err:
                     errors.append(err)
-                bar.update(1)
-            bar.close()
+    finally:
+        stop.set()
+        if watcher.is_alive():
+            watcher.join(timeout=30)
     if errors:
         raise errors[0]
-    return done
+    return sorted(done)
+
+
+def _watch_runs(paper: str, tables: List[str], scale: str, params: dict, stop: threading.Event,
+                interval: float = 5.0) -> None:
+    """A progress bar over the runs the notebooks will train, read from the run store while they work."""
+    from tqdm.auto import tqdm
+    from kdlab.engine.reproduce import reproduction
+    from kdlab.engine.store import RunStore
+    try:
+        job = reproduction(paper, tables, scale, rows=params.get('rows'), seeds=params.get('seeds') or [0],
+                           data_root=params.get('data_root'), teacher_ckpts=params.get('teacher_ckpts'),
+                           store=RunStore(params.get('results_dir'), params.get('work_dir')))
+    except KdlabError:
+        return                 # the notebook fails on the same input and says so
+    keys = [r.key for r in job.pending()]
+    bar = tqdm(total=len(keys), desc=f'{paper} {" ".join(tables)} ({scale}): runs', unit='run')
+    while True:
+        stopped = stop.wait(interval)
+        bar.n = sum(job.store.load(k) is not None for k in keys)
+        bar.refresh()
+        if stopped:
+            break
+    bar.close()
 
 
 def parse_teacher_ckpts(items: Optional[Sequence[str]]) -> Dict[str, str]:
