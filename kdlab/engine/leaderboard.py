@@ -11,12 +11,12 @@ student's mAP and of its gain over the baseline student trained with the same se
 from __future__ import annotations
 
 import math
-import statistics
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from kdlab.engine.planner import execute_plan, plan_pair
+from kdlab.engine.reproduce import mean_sd
 from kdlab.engine.store import RunStore, atomic_write_text, repo_root
 from kdlab.errors import KdlabError
 
@@ -66,10 +66,9 @@ def plan_board(pairs: Sequence[Tuple[str, str]] = DEFAULT_PAIRS, methods: Option
 
 
 def _mean_sd(values: List[float]) -> Tuple[float, float]:
-    if not values:
-        return math.nan, math.nan
-    return (round(statistics.fmean(values), 2),
-            round(statistics.stdev(values), 2) if len(values) > 1 else math.nan)
+    """:func:`kdlab.engine.reproduce.mean_sd`, to two decimals."""
+    mean, sd = mean_sd(values)
+    return (mean if math.isnan(mean) else round(mean, 2)), (sd if math.isnan(sd) else round(sd, 2))
 
 
 def board(plans, unavailable, store: RunStore, seeds: Sequence[int]):

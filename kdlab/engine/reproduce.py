@@ -158,7 +158,8 @@ def reproduction(paper: str, tables: Optional[Sequence[str]] = None, scale: str 
 
 
 # ---------------------------------------------------------------------------------------------- comparing
-def _mean_sd(values: List[float]):
+def mean_sd(values: List[float]):
+    """Mean and sample standard deviation (NaN where undefined: no value, or one)."""
     if not values:
         return math.nan, math.nan
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else math.nan)
@@ -233,12 +234,12 @@ def compare_rows(paper: str, table: str, plans: Dict[int, Plan], store: RunStore
         rec.update(status=status, seeds=','.join(map(str, done)))
         for m in metrics:
             paper_v = float(r.metrics[m]) if m in r.metrics else math.nan
-            mean, sd = _mean_sd(per_metric[m])
+            mean, sd = mean_sd(per_metric[m])
             rec[f'{m} paper'] = paper_v
             rec[f'{m} kdlab'] = round(mean, 2) if not math.isnan(mean) else mean
             rec[f'{m} sd'] = round(sd, 2) if not math.isnan(sd) else sd
             rec[f'{m} delta'] = round(mean - paper_v, 2) if not (math.isnan(mean) or math.isnan(paper_v)) else math.nan
-        g_mean, g_sd = _mean_sd(gain_values) if r.method != 'baseline' else (math.nan, math.nan)
+        g_mean, g_sd = mean_sd(gain_values) if r.method != 'baseline' else (math.nan, math.nan)
         rec['gain paper'] = gains.get(r.id, math.nan)
         rec['gain kdlab'] = round(g_mean, 2) if not math.isnan(g_mean) else g_mean
         rec['gain sd'] = round(g_sd, 2) if not math.isnan(g_sd) else g_sd
