@@ -20,6 +20,7 @@ COMMANDS = (
     'kdlab.engine.cli',    # kdlab train        — one mmengine config (mmdet or mmrazor) through kdlab
     'kdlab.engine.batch',  # kdlab reproduce    — a paper's tables re-run beside the reported ones (papermill)
     'kdlab.engine.leaderboard',  # kdlab leaderboard — every method on the same pairs, seeds as mean and spread
+    'kdlab.engine.resume_check',  # kdlab resume-check — kill a run, resume it, compare with an uninterrupted one
 )
 
 

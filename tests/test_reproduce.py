@@ -143,3 +143,20 @@ def test_leaderboard_cells_are_mean_and_spread_over_seeds(tmp_path):
     assert frame.loc[('faster_rcnn_r50', 'crosskd'), 'status'].startswith('n/a: ')
     methods = list(frame.loc['retinanet_r18'].index)
     assert methods[:3] == ['teacher', 'baseline', 'pkd']     # sorted by gain after teacher and baseline
+
+
+def test_a_stored_teacher_without_its_checkpoint_here_is_counted_as_a_rebuild(tmp_path):
+    store = _store(tmp_path)
+    job = reproduction('pkd', ['abstract'], 'smoke', store=store)
+    teachers = [r for r in job.runs().values() if r.role == 'teacher']
+    assert len(teachers) == 1 and job.to_rebuild() == []          # nothing stored: all pending, no rebuild
+    ckpt = tmp_path / 'teacher.pth'
+    _fake_record(store, teachers[0].key, 50.0, checkpoint=str(ckpt))   # stored on another machine
+    assert [r.key for r in job.to_rebuild()] == [teachers[0].key]
+    assert job.summary().loc[0, 'rebuild'] == 1
+    ckpt.write_bytes(b'')                                         # the checkpoint is here now
+    assert job.to_rebuild() == [] and job.summary().loc[0, 'rebuild'] == 0
+    for run in job.pending():                                     # all distilled rows done: nothing needs it
+        _fake_record(store, run.key, 30.0)
+    ckpt.unlink()
+    assert job.to_rebuild() == []

@@ -90,11 +90,14 @@ def _watch_runs(paper: str, tables: List[str], scale: str, params: dict, stop: t
                            store=RunStore(params.get('results_dir'), params.get('work_dir')))
     except KdlabError:
         return                 # the notebook fails on the same input and says so
+    from kdlab.engine.planner import checkpoint_present
     keys = [r.key for r in job.pending()]
-    bar = tqdm(total=len(keys), desc=f'{paper} {" ".join(tables)} ({scale}): runs', unit='run')
+    rebuild = [r.key for r in job.to_rebuild()]        # stored, but their checkpoint is trained again first
+    bar = tqdm(total=len(keys) + len(rebuild), desc=f'{paper} {" ".join(tables)} ({scale}): runs', unit='run')
     while True:
         stopped = stop.wait(interval)
-        bar.n = sum(job.store.load(k) is not None for k in keys)
+        bar.n = (sum(job.store.load(k) is not None for k in keys)
+                 + sum(checkpoint_present(job.store.load(k) or {}) for k in rebuild))
         bar.refresh()
         if stopped:
             break
@@ -120,12 +123,17 @@ def main(args) -> int:
         job = reproduction(args.paper, args.tables, args.scale, rows=args.rows, seeds=args.seeds,
                            data_root=args.data_root, store=RunStore(args.results, args.work_dir),
                            teacher_ckpts=parse_teacher_ckpts(args.teacher_ckpt))
-        print(job.summary().to_string(index=False))
-        print(f'\n{job.summary().attrs["unique_runs"]} unique runs for these rows (seeds {job.seeds}); '
-              f'{len(job.pending())} not stored yet')
+        summary = job.summary()
+        print(summary.to_string(index=False))
+        rebuild = job.to_rebuild()
+        print(f'\n{summary.attrs["unique_runs"]} unique runs for these rows (seeds {job.seeds}); '
+              f'{len(job.pending())} not stored yet'
+              + (f'; {len(rebuild)} stored without their checkpoint on this machine, trained again first: '
+                 + ', '.join(r.name for r in rebuild) if rebuild else ''))
         return 0
     params = dict(rows=args.rows, seeds=args.seeds, data_root=args.data_root, work_dir=args.work_dir,
-                  teacher_ckpts=parse_teacher_ckpts(args.teacher_ckpt), results_dir=args.results, export_dir=args.export_dir, device=args.device, gpus=args.gpus,
+                  teacher_ckpts=parse_teacher_ckpts(args.teacher_ckpt), results_dir=args.results,
+                  export_dir=args.export_dir, device=args.device, gpus=args.gpus,
                   resume=not args.no_resume, train=not args.no_train)
     try:
         paths = run_notebooks(args.paper, args.tables, scale=args.scale, jobs=args.jobs, out=args.out, **params)

@@ -316,7 +316,7 @@ def execute_plan(plan: Plan, store=None, *, progress: bool = True, only: Optiona
         for need in run.needs:  # a teacher checkpoint must fit the teacher config it is loaded into
             dep = plan.runs.get(need)
             rec = store.load(need)
-            if dep is not None and rec is not None and not _checkpoint_present(rec):
+            if dep is not None and rec is not None and not checkpoint_present(rec):
                 rec = out[need] = _rebuild(plan, dep, rec, store, progress=progress)
             if dep is not None and dep.role == 'teacher' and rec is not None:
                 check_checkpoint(dep.cfg.model.to_dict(), rec['checkpoint'], what=f'checkpoint of {dep.name}')
@@ -331,7 +331,8 @@ def execute_plan(plan: Plan, store=None, *, progress: bool = True, only: Optiona
     return out
 
 
-def _checkpoint_present(record) -> bool:
+def checkpoint_present(record) -> bool:
+    """Whether a stored run's checkpoint is on this machine (or is a URL)."""
     import os
     ckpt = record.get('checkpoint')
     return bool(ckpt) and ('://' in str(ckpt) or os.path.isfile(ckpt))
@@ -346,7 +347,7 @@ def _rebuild(plan: Plan, run: PlannedRun, record: dict, store, *, progress: bool
     from kdlab.engine.runner import execute
     for need in run.needs:
         dep, rec = plan.runs.get(need), store.load(need)
-        if dep is not None and rec is not None and not _checkpoint_present(rec):
+        if dep is not None and rec is not None and not checkpoint_present(rec):
             _rebuild(plan, dep, rec, store, progress=progress)
     if progress:
         print(f'[{run.role}] {run.name}: stored, but its checkpoint {record.get("checkpoint")} is not on this '

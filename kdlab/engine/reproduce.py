@@ -53,10 +53,26 @@ class Reproduction:
         """Planned runs the store does not hold yet."""
         return [r for r in self.runs().values() if self.store.load(r.key) is None]
 
+    def to_rebuild(self) -> List[PlannedRun]:
+        """Stored runs trained again before the pending ones: a pending run needs their checkpoint (a teacher,
+        an earlier stage) and it is not on this machine (:func:`kdlab.engine.planner.execute_plan`)."""
+        from kdlab.engine.planner import checkpoint_present
+        runs, out = self.runs(), {}
+
+        def visit(run: PlannedRun) -> None:
+            for need in run.needs:
+                rec = self.store.load(need)
+                if need in runs and rec is not None and not checkpoint_present(rec) and need not in out:
+                    out[need] = runs[need]
+                    visit(runs[need])
+        for run in self.pending():
+            visit(run)
+        return [r for k, r in runs.items() if k in out]
+
     def summary(self):
         """One row per table: reported rows, rows kdlab runs, rows skipped, unique runs, stored, pending."""
         import pandas as pd
-        records = []
+        records, rebuild = [], self.to_rebuild()
         for table in self.tables:
             refs = self._refs(table)
             keys = {k for s in self.seeds for ref in refs for k in self._row_keys(s, ref)}
@@ -64,9 +80,10 @@ class Reproduction:
             records.append(dict(table=table, rows=len(refs), runnable=len(refs) - len(skipped),
                                 skipped=len(skipped), runs=len(keys),
                                 stored=sum(self.store.load(k) is not None for k in keys),
-                                pending=sum(self.store.load(k) is None for k in keys)))
+                                pending=sum(self.store.load(k) is None for k in keys),
+                                rebuild=sum(r.key in keys for r in rebuild)))
         frame = pd.DataFrame.from_records(records, columns=['table', 'rows', 'runnable', 'skipped', 'runs',
-                                                            'stored', 'pending'])
+                                                            'stored', 'pending', 'rebuild'])
         frame.attrs.update(paper=self.paper, scale=self.scale, seeds=list(self.seeds),
                            unique_runs=len(self.runs()))
         return frame
