@@ -34,6 +34,7 @@ def test_nothing_stored_shows_every_row_as_pending_or_skipped(tmp_path):
     assert frame['mAP kdlab'].isna().all() and frame['mAP paper'].notna().all()
     summary = job.summary()
     assert summary.loc[0, 'stored'] == 0 and summary.loc[0, 'pending'] == summary.loc[0, 'runs'] > 0
+    assert summary.loc[0, 'train_min'] == 0
     assert summary.attrs['unique_runs'] == len(job.runs()) < 2 * summary.loc[0, 'runnable'] + 5
 
 
@@ -154,6 +155,8 @@ def test_a_stored_teacher_without_its_checkpoint_here_is_counted_as_a_rebuild(tm
     _fake_record(store, teachers[0].key, 50.0, checkpoint=str(ckpt))   # stored on another machine
     assert [r.key for r in job.to_rebuild()] == [teachers[0].key]
     assert job.summary().loc[0, 'rebuild'] == 1
+    _fake_record(store, teachers[0].key, 50.0, checkpoint=str(ckpt), wall_time_s=60.0, wall_time_total_s=90.0)
+    assert job.summary().loc[0, 'train_min'] == 1.5                # every attempt of the interrupted run
     ckpt.write_bytes(b'')                                         # the checkpoint is here now
     assert job.to_rebuild() == [] and job.summary().loc[0, 'rebuild'] == 0
     for run in job.pending():                                     # all distilled rows done: nothing needs it

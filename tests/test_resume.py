@@ -14,6 +14,8 @@ def test_killed_run_resumes_and_matches_uninterrupted(smoke_data, tmp_path):
     assert result['killed_record_before_restart'] is False      # nothing half-stored
     assert result['final_checkpoint_before_restart'] is False
     assert result['resumed'] is True and result['uninterrupted_resumed'] is False
+    assert result['attempts'] == 2 and result['log_attempts'] == 2   # both processes' time and log are kept
+    assert result['wall_s']['killed'] > 0
     assert result['metrics_resumed'] == result['metrics_uninterrupted']
     assert result['same_tensors'] and result['weights_equal'], result['max_weight_abs_diff']
     assert result['passed']

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from kdlab.engine.planner import Plan, PlannedRun, execute_plan, plan_rows
-from kdlab.engine.runner import METRICS
+from kdlab.engine.runner import METRICS, wall_time
 from kdlab.engine.store import RunStore
 from kdlab.errors import CheckpointError, KdlabError, UnknownNameError
 
@@ -70,7 +70,9 @@ class Reproduction:
         return [r for k, r in runs.items() if k in out]
 
     def summary(self):
-        """One row per table: reported rows, rows kdlab runs, rows skipped, unique runs, stored, pending."""
+        """One row per table: reported rows, rows kdlab runs, rows skipped, unique runs, stored, pending, stored
+        runs to train again here (``rebuild``), and the minutes its stored runs took to train and evaluate
+        (``train_min``: each run's wall time on the machine that made it, every attempt included)."""
         import pandas as pd
         records, rebuild = [], self.to_rebuild()
         for table in self.tables:
@@ -81,9 +83,11 @@ class Reproduction:
                                 skipped=len(skipped), runs=len(keys),
                                 stored=sum(self.store.load(k) is not None for k in keys),
                                 pending=sum(self.store.load(k) is None for k in keys),
-                                rebuild=sum(r.key in keys for r in rebuild)))
+                                rebuild=sum(r.key in keys for r in rebuild),
+                                train_min=round(sum(wall_time(r) for r in map(self.store.load, keys) if r)
+                                                / 60, 1)))
         frame = pd.DataFrame.from_records(records, columns=['table', 'rows', 'runnable', 'skipped', 'runs',
-                                                            'stored', 'pending', 'rebuild'])
+                                                            'stored', 'pending', 'rebuild', 'train_min'])
         frame.attrs.update(paper=self.paper, scale=self.scale, seeds=list(self.seeds),
                            unique_runs=len(self.runs()))
         return frame

@@ -122,6 +122,8 @@ def check_resume(detector: str = 'retinanet_r50', scale: str = 'mini', *, root: 
         detector=detector, scale=scale, seed=seed, epochs=total, key=key,
         kill_after_epoch=kill_after_epoch, killed_record_before_restart=stored_before,
         final_checkpoint_before_restart=final_before, resumed=a['resumed'], uninterrupted_resumed=b['resumed'],
+        attempts=a.get('attempts', 1), log_attempts=(killed.run_dir(key) / 'train.log').read_text().count(
+            '# ---- attempt '),
         metrics_resumed=a['metrics'], metrics_uninterrupted=b['metrics'],
         metrics_equal=a['metrics'] == b['metrics'],
         same_tensors=wa.keys() == wb.keys(),

@@ -16,7 +16,7 @@ import re
 import subprocess
 import time
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 from kdlab.engine.store import RunStore, repo_root
 
@@ -200,12 +200,28 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
         'provenance': provenance(cfg, world_size=runner.world_size),
         **(extra or {}),
     }
+    attempts = _attempts(work_dir)
+    if len(attempts) > 1:        # interrupted before: the earlier processes' time counts too
+        record['attempts'] = len(attempts)
+        record['wall_time_total_s'] = round(sum(a['seconds'] for a in attempts[:-1]) + wall, 1)
     if runner.rank == 0:
-        log = _latest_log(work_dir)
-        store.save(record, cfg.pretty_text, log_path=log, overwrite=overwrite)
+        store.save(record, cfg.pretty_text, log_path=[a['log'] for a in attempts], overwrite=overwrite)
     return record
 
 
-def _latest_log(work_dir: Path) -> Optional[Path]:
-    logs = sorted(work_dir.glob('*/*.log'), key=lambda p: p.stat().st_mtime)
-    return logs[-1] if logs else None
+def _attempts(work_dir: Path) -> List[dict]:
+    """Every process that trained in ``work_dir``, oldest first: its mmengine log (``<start>/<start>.log``,
+    the start in local time), the start and the seconds to the log's last write (the end, or the kill)."""
+    out = []
+    for log in work_dir.glob('*/*.log'):
+        try:
+            start = time.mktime(time.strptime(log.stem, '%Y%m%d_%H%M%S'))
+        except ValueError:
+            continue
+        out.append(dict(log=log, started=start, seconds=max(0.0, log.stat().st_mtime - start)))
+    return sorted(out, key=lambda a: a['started'])
+
+
+def wall_time(record: dict) -> float:
+    """Seconds a stored run took, every attempt of an interrupted run included."""
+    return float(record.get('wall_time_total_s', record.get('wall_time_s') or 0.0))

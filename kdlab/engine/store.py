@@ -16,7 +16,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence, Union
 
 from kdlab.errors import KdlabError
 
@@ -91,7 +91,7 @@ class RunStore:
         record = json.loads(path.read_text())
         return record if record.get('status') == 'finished' else None
 
-    def save(self, record: dict, config_text: str, log_path: Optional[Path] = None,
+    def save(self, record: dict, config_text: str, log_path: Union[None, Path, Sequence[Path]] = None,
              overwrite: bool = False) -> Path:
         key = record['key']
         if self.load(key) is not None and not overwrite:
@@ -99,8 +99,12 @@ class RunStore:
                                  'pass overwrite=True (CLI: --overwrite) to replace it, or delete that directory')
         d = self.run_dir(key)
         atomic_write_text(d / 'config.py', config_text)
-        if log_path is not None and Path(log_path).is_file():
-            atomic_write_text(d / 'train.log', Path(log_path).read_text(errors='replace'))
+        logs = [Path(p) for p in ([log_path] if isinstance(log_path, (str, os.PathLike)) else log_path or [])
+                if Path(p).is_file()]
+        if logs:                  # an interrupted run: each attempt's log, oldest first, under a header
+            atomic_write_text(d / 'train.log', ''.join(
+                (f'# ---- attempt {i + 1} of {len(logs)}: {p.name}\n' if len(logs) > 1 else '')
+                + p.read_text(errors='replace') for i, p in enumerate(logs)))
         atomic_write_text(d / 'run.json', json.dumps(record, indent=2, sort_keys=True) + '\n')
         return d
 
