@@ -163,3 +163,49 @@ def test_a_stored_teacher_without_its_checkpoint_here_is_counted_as_a_rebuild(tm
         _fake_record(store, run.key, 30.0)
     ckpt.unlink()
     assert job.to_rebuild() == []
+
+
+def test_a_row_distilled_from_an_earlier_build_of_its_teacher_says_so(tmp_path):
+    store = _store(tmp_path)
+    row_id = 'retinanet_x101.retinanet_r50.pkd'
+    job = reproduction('dcsf_kd', ['table1'], 'smoke', rows=[row_id], store=store)
+    ref = f'dcsf_kd/table1/{row_id}'
+    run = job.plans[0].runs[job.plans[0].rows[ref]]
+    (teacher,) = run.needs
+    ckpt = tmp_path / 'teacher.pth'
+    ckpt.write_bytes(b'build 1')
+    _fake_record(store, teacher, 48.2, checkpoint=str(ckpt), started='2026-12-02T05:00:00+00:00', name='T')
+    built_from = store.inputs(run.needs)
+    assert built_from[teacher]['mAP'] == 48.2 and len(built_from[teacher]['checkpoint_sha256']) == 16
+    _fake_record(store, run.key, 30.0, needs=[teacher], built_from=built_from,
+                 started='2026-12-02T06:00:00+00:00')
+    assert job.compare('table1').loc[0, 'note'] == ''
+    # the teacher is trained again on another machine: a new build, other numbers
+    _fake_record(store, teacher, 49.9, checkpoint=str(ckpt), started='2026-12-02T10:00:00+00:00', name='T',
+                 previous_metrics={'mAP': 48.2})
+    note = job.compare('table1').loc[0, 'note']
+    assert note == 'distilled from an earlier build of T (48.2 mAP then, 49.9 now)'
+    assert 'note' in report.human_columns(job.compare('table1'))
+    # a run stored before runs recorded their inputs: the teacher's start after the run's gives it away
+    _fake_record(store, run.key, 30.0, needs=[teacher], started='2026-12-02T06:00:00+00:00')
+    assert job.compare('table1').loc[0, 'note'] == note
+    _fake_record(store, run.key, 30.0, needs=[teacher], started='2026-12-02T11:00:00+00:00')
+    assert job.compare('table1').loc[0, 'note'] == ''
+    assert 'note' not in report.human_columns(job.compare('table1'))
+
+
+def test_the_leaderboard_notes_students_of_an_earlier_teacher_build(tmp_path):
+    from kdlab.engine.leaderboard import board, plan_board
+    store = _store(tmp_path)
+    plans, unavailable = plan_board([('retinanet_r18', 'retinanet_r50')], ['pkd'], seeds=(0,), scale='smoke')
+    plan = plans[('retinanet_r18', 'retinanet_r50', 'pkd', 0)]
+    teacher = plan.rows['teacher:retinanet_r50']
+    _fake_record(store, plan.rows['baseline'], 10.0)
+    _fake_record(store, plan.rows['distilled'], 20.0, needs=[teacher], started='2026-12-02T06:00:00+00:00')
+    _fake_record(store, teacher, 40.0, name='T', started='2026-12-02T05:00:00+00:00')
+    frame = board(plans, unavailable, store, (0,)).set_index('method')
+    assert frame.loc['pkd', 'note'] == '' and frame.loc['teacher', 'note'] == ''
+    _fake_record(store, teacher, 41.0, name='T', started='2026-12-02T09:00:00+00:00', previous_metrics={'mAP': 40.0})
+    frame = board(plans, unavailable, store, (0,)).set_index('method')
+    assert frame.loc['pkd', 'note'] == 'distilled from an earlier build of T (40.0 mAP then, 41.0 now)'
+    assert frame.loc['pkd', 'gain'] == 10.0

@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from kdlab.engine.planner import execute_plan, plan_pair
 from kdlab.engine.reproduce import mean_sd
-from kdlab.engine.store import RunStore, atomic_write_text, repo_root
+from kdlab.engine.store import RunStore, atomic_write_text, rebuilt_note, repo_root
 from kdlab.errors import KdlabError
 
 #: (student, teacher): a homogeneous one-stage pair (PKD, DCSF-KD, DFMSD), a two-stage pair (FGD, ICD) and a
@@ -73,18 +73,23 @@ def _mean_sd(values: List[float]) -> Tuple[float, float]:
 
 def board(plans, unavailable, store: RunStore, seeds: Sequence[int]):
     """The leaderboard as a DataFrame: per pair its teacher, its baseline and every method, sorted by the
-    mean gain; ``seeds``: how many seeds finished; ``status``: finished / partial / pending / n/a: why."""
+    mean gain; ``seeds``: how many seeds finished; ``status``: finished / partial / pending / n/a: why;
+    ``note``: students distilled from an earlier build of a teacher trained again since
+    (:meth:`kdlab.engine.store.RunStore.rebuilt_inputs`)."""
     import pandas as pd
     cells: Dict[Tuple[str, str, str], Dict[str, List[float]]] = {}
     for (student, teacher, method, seed), plan in plans.items():
         get = {role: store.load(plan.rows[ref]) for role, ref in
                (('teacher', f'teacher:{teacher}'), ('baseline', 'baseline'), ('distilled', 'distilled'))}
         for role, label in (('teacher', 'teacher'), ('baseline', 'baseline'), ('distilled', method)):
-            c = cells.setdefault((student, teacher, label), {'mAP': [], 'gain': [], 'seeds': []})
+            c = cells.setdefault((student, teacher, label), {'mAP': [], 'gain': [], 'seeds': [], 'notes': []})
             rec = get[role]
             if rec is None or seed in c['seeds']:
                 continue
             c['seeds'].append(seed)
+            note = rebuilt_note(store.rebuilt_inputs(rec))
+            if note and note not in c['notes']:
+                c['notes'].append(note)
             c['mAP'].append(float(rec['metrics']['mAP']))
             if role == 'distilled' and get['baseline'] is not None:
                 c['gain'].append(float(rec['metrics']['mAP']) - float(get['baseline']['metrics']['mAP']))
@@ -95,13 +100,13 @@ def board(plans, unavailable, store: RunStore, seeds: Sequence[int]):
         n = len(c['seeds'])
         status = 'finished' if n == len(seeds) else ('pending' if n == 0 else f'partial {n}/{len(seeds)}')
         records.append(dict(student=student, teacher=teacher, method=label, seeds=n, mAP=mAP, mAP_sd=mAP_sd,
-                            gain=gain, gain_sd=gain_sd, status=status))
+                            gain=gain, gain_sd=gain_sd, status=status, note='; '.join(c['notes'])))
     for (student, teacher, method), why in unavailable.items():
         records.append(dict(student=student, teacher=teacher, method=method, seeds=0, mAP=math.nan,
-                            mAP_sd=math.nan, gain=math.nan, gain_sd=math.nan, status=f'n/a: {why}'))
+                            mAP_sd=math.nan, gain=math.nan, gain_sd=math.nan, status=f'n/a: {why}', note=''))
     order = {'teacher': 0, 'baseline': 1}
     frame = pd.DataFrame.from_records(records, columns=['student', 'teacher', 'method', 'seeds', 'mAP', 'mAP_sd',
-                                                        'gain', 'gain_sd', 'status'])
+                                                        'gain', 'gain_sd', 'status', 'note'])
     frame['_o'] = [order.get(m, 2) for m in frame['method']]
     frame['_g'] = frame['gain'].fillna(-math.inf)
     frame = frame.sort_values(['student', 'teacher', '_o', '_g'], ascending=[True, True, True, False])

@@ -321,7 +321,7 @@ def execute_plan(plan: Plan, store=None, *, progress: bool = True, only: Optiona
             if dep is not None and dep.role == 'teacher' and rec is not None:
                 check_checkpoint(dep.cfg.model.to_dict(), rec['checkpoint'], what=f'checkpoint of {dep.name}')
         cfg = resolve_refs(run.cfg, store)
-        extra = {'role': run.role, 'needs': list(run.needs)}
+        extra = {'role': run.role, 'needs': list(run.needs), 'built_from': store.inputs(run.needs)}
         if apart:
             out[run.key] = launch(cfg, name=run.name, store=store, key=run.key, extra=extra, gpus=gpus,
                                   device=device, resume=resume, progress=progress)
@@ -354,4 +354,5 @@ def _rebuild(plan: Plan, run: PlannedRun, record: dict, store, *, progress: bool
               f'machine; training it again', flush=True)
     return execute(resolve_refs(run.cfg, store), name=run.name, store=store, progress=progress, key=run.key,
                    overwrite=True, extra={'role': run.role, 'needs': list(run.needs),
+                                          'built_from': store.inputs(run.needs),
                                           'previous_metrics': record.get('metrics')})

@@ -17,6 +17,8 @@ from kdlab.engine.store import atomic_write_text, repo_root
 
 TABLE_FORMATS = ('csv', 'md', 'tex')
 PENDING_STYLE = 'color: #8a8a8a; font-style: italic'
+#: The columns of a comparison that hold words, not numbers.
+TEXT_COLUMNS = ('row', 'teacher', 'student', 'method', 'status', 'note')
 
 
 def results_dir(paper: str, root: Union[None, str, Path] = None) -> Path:
@@ -32,6 +34,8 @@ def human_columns(frame) -> List[str]:
     cols += [c for c in ('gain paper', 'gain kdlab', 'gain sd') if c in frame.columns]
     if len(frame.attrs.get('seeds', [])) > 1:
         cols += metric_columns(frame, 'sd')
+    if 'note' in frame.columns and frame['note'].astype(bool).any():
+        cols.append('note')
     return cols
 
 
@@ -44,7 +48,7 @@ def caption(frame) -> str:
 def styled(frame):
     """A pandas Styler of the human columns: deltas and gains coloured by sign, pending rows greyed."""
     view = frame[human_columns(frame)]
-    numeric = [c for c in view.columns if c not in ('row', 'teacher', 'student', 'method', 'status')]
+    numeric = [c for c in view.columns if c not in TEXT_COLUMNS]
 
     def sign(v):
         if v is None or (isinstance(v, float) and math.isnan(v)):
@@ -75,7 +79,7 @@ def to_markdown(frame) -> str:
         return str(v).replace('|', '\\|')
 
     lines = [f'**{caption(frame)}**', '', '| ' + ' | '.join(view.columns) + ' |',
-             '|' + '|'.join('---' if c in ('row', 'teacher', 'student', 'method', 'status') else '---:'
+             '|' + '|'.join('---' if c in TEXT_COLUMNS else '---:'
                             for c in view.columns) + '|']
     lines += ['| ' + ' | '.join(cell(v) for v in rec) + ' |' for rec in view.itertuples(index=False)]
     return '\n'.join(lines) + '\n'
@@ -84,7 +88,7 @@ def to_markdown(frame) -> str:
 def to_latex(frame) -> str:
     """A booktabs LaTeX table of the human columns."""
     view = frame[human_columns(frame)]
-    numeric = [c for c in view.columns if c not in ('row', 'teacher', 'student', 'method', 'status')]
+    numeric = [c for c in view.columns if c not in TEXT_COLUMNS]
     styler = view.style.format({c: '{:.1f}' for c in numeric}, na_rep='--', escape='latex').hide(axis='index')
     return styler.to_latex(hrules=True, caption=caption(frame).replace('_', r'\_'),
                            label=f'tab:{frame.attrs["paper"]}-{frame.attrs["table"]}-{frame.attrs["scale"]}')

@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence
 
 from kdlab.engine.planner import Plan, PlannedRun, execute_plan, plan_rows
 from kdlab.engine.runner import METRICS, wall_time
-from kdlab.engine.store import RunStore
+from kdlab.engine.store import RunStore, rebuilt_note
 from kdlab.errors import CheckpointError, KdlabError, UnknownNameError
 
 #: The metric the gain columns use.
@@ -214,7 +214,8 @@ def compare_rows(paper: str, table: str, plans: Dict[int, Plan], store: RunStore
     ``skipped: why``), ``seeds`` (finished seeds), then per metric the table reports ``<m> paper``,
     ``<m> kdlab`` (mean over finished seeds), ``<m> sd`` (spread over seeds, from 2 seeds), ``<m> delta``
     (kdlab - paper); ``gain paper`` / ``gain kdlab`` / ``gain sd``: :data:`GAIN_METRIC` of the row minus its
-    baseline student's; ``runs``: the row's run key per seed. ``attrs``: paper, table, title, source, scale,
+    baseline student's; ``runs``: the row's run key per seed; ``note``: a teacher or earlier stage trained
+    again after the row's run distilled from it (:meth:`RunStore.rebuilt_inputs`), with both builds' mAP. ``attrs``: paper, table, title, source, scale,
     seeds.
     """
     import pandas as pd
@@ -230,7 +231,7 @@ def compare_rows(paper: str, table: str, plans: Dict[int, Plan], store: RunStore
         skipped = plans[seeds[0]].skipped.get(ref)
         done, gain_values = [], []
         per_metric: Dict[str, List[float]] = {m: [] for m in metrics}
-        keys = []
+        keys, notes = [], []
         for s in seeds:
             key = plans[s].rows.get(ref)
             keys.append(key or '')
@@ -238,6 +239,9 @@ def compare_rows(paper: str, table: str, plans: Dict[int, Plan], store: RunStore
             if run is None:
                 continue
             done.append(s)
+            note = rebuilt_note(store.rebuilt_inputs(run))
+            if note and note not in notes:
+                notes.append(note)
             for m in metrics:
                 if run['metrics'].get(m) is not None:
                     per_metric[m].append(float(run['metrics'][m]))
@@ -265,6 +269,7 @@ def compare_rows(paper: str, table: str, plans: Dict[int, Plan], store: RunStore
         rec['gain kdlab'] = round(g_mean, 2) if not math.isnan(g_mean) else g_mean
         rec['gain sd'] = round(g_sd, 2) if not math.isnan(g_sd) else g_sd
         rec['runs'] = ' '.join(keys)
+        rec['note'] = '; '.join(notes)
         records.append(rec)
     frame = pd.DataFrame.from_records(records)
     frame.attrs.update(paper=paper, table=table, title=data['title'], source=data['source'], scale=scale,

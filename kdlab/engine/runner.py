@@ -96,10 +96,24 @@ def provenance(cfg, world_size: int = 1) -> dict:
         'device': device,
         'device_name': torch.cuda.get_device_name(0) if device == 'cuda' else platform.processor() or 'cpu',
         'cpu_threads': torch.get_num_threads(),
+        'cpu': _cpu_model(),
+        'cpu_capability': torch.backends.cpu.get_cpu_capability(),   # the vector kernels ATen chose
         'world_size': world_size,
         'images_per_gpu': cfg.train_dataloader.get('batch_size'),
         'host': platform.node(),
     }
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), or what platform says: CPU runs of one key can differ between
+    machines (README), and this is where to look first."""
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'):
+                return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def coco_metrics(raw: Dict[str, float]) -> Dict[str, Optional[float]]:

@@ -16,7 +16,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator, Optional, Sequence, Union
+from typing import Iterator, List, Optional, Sequence, Union
 
 from kdlab.errors import KdlabError
 
@@ -51,6 +51,26 @@ def atomic_write_text(path: Path, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def file_digest(path: Optional[str]) -> Optional[str]:
+    """The first 16 hex digits of the SHA-256 of a local file (None for a missing file or a URL)."""
+    if not path or '://' in str(path) or not os.path.isfile(path):
+        return None
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def rebuilt_note(rebuilt: Sequence[dict]) -> str:
+    """What :meth:`RunStore.rebuilt_inputs` found, in words (empty when nothing was rebuilt)."""
+    def fmt(v):
+        return '?' if v is None else f'{v:.1f}'
+    return '; '.join(f'distilled from an earlier build of {r["name"]} ({fmt(r["mAP_then"])} mAP then, '
+                     f'{fmt(r["mAP_now"])} now)' for r in rebuilt)
 
 
 class RunExistsError(KdlabError):
@@ -107,6 +127,41 @@ class RunStore:
                 + p.read_text(errors='replace') for i, p in enumerate(logs)))
         atomic_write_text(d / 'run.json', json.dumps(record, indent=2, sort_keys=True) + '\n')
         return d
+
+    def inputs(self, keys: Sequence[str]) -> dict:
+        """The stored runs ``keys`` (a run's teachers, its earlier stage) as they are now: name, when they were
+        trained, mAP and a digest of their checkpoint. A run records this of its inputs when it starts
+        (``built_from`` in its record), so that it still says which build it was distilled from when one of them
+        is trained again later (:meth:`rebuilt_inputs`)."""
+        out = {}
+        for key in keys:
+            rec = self.load(key)
+            if rec is not None:
+                out[key] = {'name': rec.get('name'), 'started': rec.get('started'),
+                            'mAP': (rec.get('metrics') or {}).get('mAP'),
+                            'checkpoint_sha256': file_digest(rec.get('checkpoint'))}
+        return out
+
+    def rebuilt_inputs(self, record: dict) -> List[dict]:
+        """The inputs of ``record`` (its ``needs``) that were trained again after it used them: each as
+        ``{key, name, mAP_then, mAP_now}``. A run records its inputs when it starts (``built_from``); for a
+        run stored before that, an input whose record started after the run did was rebuilt, and its
+        ``previous_metrics`` are the build the run saw."""
+        out = []
+        for key in record.get('needs') or ():
+            now = self.load(key)
+            if now is None:
+                continue
+            then = (record.get('built_from') or {}).get(key)
+            if then is not None:
+                rebuilt, mAP_then = then.get('started') != now.get('started'), then.get('mAP')
+            else:
+                rebuilt = str(now.get('started') or '') > str(record.get('started') or '')
+                mAP_then = (now.get('previous_metrics') or {}).get('mAP')
+            if rebuilt:
+                out.append({'key': key, 'name': now.get('name'), 'mAP_then': mAP_then,
+                            'mAP_now': (now.get('metrics') or {}).get('mAP')})
+        return out
 
     def __iter__(self) -> Iterator[dict]:
         if not self.root.is_dir():
