@@ -66,3 +66,16 @@ def test_bad_names_name_the_fix():
         detector_config('retinanet_r50', 'huge')
     with pytest.raises(UnknownNameError, match='schedule'):
         detector_config('retinanet_r50', 'full', schedule='9x')
+
+
+def test_mini_two_stage_detectors_sample_a_mini_roi_budget():
+    from kdlab.zoo import MINI_PROPOSALS_PER_IMAGE, MINI_ROIS_PER_IMAGE
+    for name in ('faster_rcnn_r50', 'cascade_mask_rcnn_x101', 'mask_rcnn_swin_s'):
+        model = detector_config(name, 'mini').model
+        stages = model.train_cfg.rcnn if isinstance(model.train_cfg.rcnn, list) else [model.train_cfg.rcnn]
+        assert [s.sampler.num for s in stages] == [MINI_ROIS_PER_IMAGE] * len(stages)
+        assert model.train_cfg.rpn_proposal.max_per_img == MINI_PROPOSALS_PER_IMAGE
+        assert model.test_cfg.rpn.max_per_img == MINI_PROPOSALS_PER_IMAGE
+    full = detector_config('faster_rcnn_r50', 'full').model          # the official budget at full scale
+    assert full.train_cfg.rcnn.sampler.num == 512 and full.train_cfg.rpn_proposal.max_per_img == 1000
+    assert 'rpn_proposal' not in detector_config('retinanet_r50', 'mini').model.train_cfg
