@@ -22,6 +22,10 @@ Each fix is narrow and says why it exists:
    which torch's DistributedDataParallel rejects for a model on the CPU. Where torch sees no GPU, kdlab
    initialises the process group without ``set_device``; a model whose parameters are all on the CPU is
    wrapped with ``device_ids=None``. With a GPU both paths are mmengine's own.
+4. **pkg_resources' deprecation notice**: mmengine and mmcv import ``pkg_resources`` (hence setuptools < 81 in
+   ``tools/constraints.txt``), and setuptools warns about it once per importing module: ten identical
+   lines before any command's output. kdlab silences exactly that ``UserWarning`` message; every other
+   warning is shown as before.
 """
 from __future__ import annotations
 
@@ -131,12 +135,18 @@ def _allow_cpu_distributed() -> None:
     MMDistributedDataParallel.__init__ = __init__
 
 
+def _quiet_pkg_resources_notice() -> None:
+    import warnings
+    warnings.filterwarnings('ignore', message='pkg_resources is deprecated as an API', category=UserWarning)
+
+
 def apply() -> None:
     """Apply every fix (idempotent). Called by ``import kdlab``."""
     global _applied
     if _applied:
         return
     _install_quantization_placeholder()
+    _quiet_pkg_resources_notice()
     try:
         _allow_mmengine_checkpoints()
         _allow_cpu_distributed()

@@ -55,3 +55,12 @@ def test_mmengine_checkpoint_save_load_and_resume(tmp_path, smoke_data):
     resumed.train()
     assert resumed.epoch == 2 and (tmp_path / 'epoch_2.pth').is_file()
     assert resumed.message_hub.get_info('epoch') is not None
+
+
+def test_only_the_pkg_resources_notice_is_silenced():
+    import warnings
+    import kdlab  # noqa: F401
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.warn('pkg_resources is deprecated as an API. See https://setuptools.pypa.io', UserWarning)
+        warnings.warn('something else a user should see', UserWarning)
+    assert [str(w.message) for w in seen] == ['something else a user should see']
