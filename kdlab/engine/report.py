@@ -124,7 +124,7 @@ def plot_comparison(frame):
         ax.tick_params(axis='x', labelsize=7)
         if not len(yy):
             ax.text(0.5, 0.5, 'no distilled rows', ha='center', va='center', transform=ax.transAxes)
-    axes[0].legend(fontsize=7, loc='lower right')
+    fig.legend(*axes[0].get_legend_handles_labels(), loc='outside lower center', ncols=2, fontsize=7)  # off the bars
     a = frame.attrs
     fig.suptitle(f'{a["paper"]} {a["table"]}: reported vs reproduced ({a["scale"]}, seeds {a["seeds"]})', fontsize=10)
     return fig
