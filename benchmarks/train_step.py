@@ -1,14 +1,14 @@
 """Wall time of one distillation training step per method, as a ratio to the student's own step.
 
-Pair: student ``retinanet_r50`` <- teacher ``retinanet_x101`` (zoo names) at ``--scale`` (default ``mini``;
-``smoke`` for tests). Everything is built the way mmengine builds it: ``Runner.from_cfg`` (a temporary
+Pair: student ``retinanet_r50`` <- teacher ``retinanet_x101`` (zoo names; ``--pair STUDENT:TEACHER`` for
+another, e.g. ``retinanet_r50:cascade_mask_rcnn_x101``) at ``--scale`` (default ``mini``; ``smoke`` for tests). Everything is built the way mmengine builds it: ``Runner.from_cfg`` (a temporary
 ``work_dir``), ``runner.build_optim_wrapper(runner.optim_wrapper)`` (ICD's ``SplitOptimWrapperConstructor``
 gives an ``OptimWrapperDict``, which its ``train_step`` takes) and ``runner.build_dataloader``; the models'
 weights are initialised as ``Runner.train`` does (``model.init_weights()``) so that heads start from their
 priors (DFMSD's teacher boxes above a score threshold, for one, depend on it). The teacher is random
 (``teacher_ckpt=None``): its weights do not change the cost of a step.
 
-The baseline is the student alone (``detector_config('retinanet_r50', scale)``); the distilled model is
+The baseline is the student alone (``detector_config(student, scale)``); the distilled model is
 ``distill_config(student_cfg, teacher_cfg, method=m)``. Both step on the same fixed batch, the first batch of
 the student config's train dataloader (a fresh copy each step). Each method runs in its own subprocess, which
 builds both models, runs ``--warmup`` untimed steps of each, then alternates one student and one distilled
@@ -76,7 +76,8 @@ def _stepper(model, optim_wrapper, batch):
     return step
 
 
-def worker(method: str, warmup: int, repeats: int, scale: str = 'mini', threads: int = 0) -> dict:
+def worker(method: str, warmup: int, repeats: int, scale: str = 'mini', threads: int = 0,
+           pair: Tuple[str, str] = (STUDENT, TEACHER)) -> dict:
     """Run one method in this process (see the module docstring); a row of the table."""
     import torch
     import kdlab  # noqa: F401  (compat fixes)
@@ -87,11 +88,12 @@ def worker(method: str, warmup: int, repeats: int, scale: str = 'mini', threads:
 
     if threads:
         torch.set_num_threads(threads)
-    row = dict(method=method, student=STUDENT, teacher=TEACHER, scale=scale, warmup=warmup, repeats=repeats,
+    student, teacher = pair
+    row = dict(method=method, student=student, teacher=teacher, scale=scale, warmup=warmup, repeats=repeats,
                threads=torch.get_num_threads(), torch=torch.__version__, error=None, stage=None)
     with tempfile.TemporaryDirectory(prefix='kdlab-bench-') as tmp:
-        s_cfg = detector_config(STUDENT, scale)
-        t_cfg = detector_config(TEACHER, scale)
+        s_cfg = detector_config(student, scale)
+        t_cfg = detector_config(teacher, scale)
         s_runner, s_model, s_optim = _build(s_cfg, tmp, 'student')
         batch = next(iter(s_runner.build_dataloader(s_runner.cfg.train_dataloader)))
         s_step = _stepper(s_model, s_optim, batch)
@@ -100,7 +102,7 @@ def worker(method: str, warmup: int, repeats: int, scale: str = 'mini', threads:
         row['student_peak_mib'] = maxrss_mib()
         row['batch_size'] = len(batch['inputs'])
         try:
-            cfg = distill_config(s_cfg, t_cfg, student=STUDENT, teacher=TEACHER, teacher_ckpt=None, method=method)
+            cfg = distill_config(s_cfg, t_cfg, student=student, teacher=teacher, teacher_ckpt=None, method=method)
             d_runner, d_model, d_optim = _build(cfg, tmp, method)
         except Exception as exc:  # noqa: BLE001  (the table says why)
             row.update(error=_error(exc), stage='build', peak_mib=maxrss_mib())
@@ -129,10 +131,11 @@ def worker(method: str, warmup: int, repeats: int, scale: str = 'mini', threads:
     return row
 
 
-def run_case(method: str, warmup: int, repeats: int, scale: str = 'mini', threads: int = 0) -> dict:
+def run_case(method: str, warmup: int, repeats: int, scale: str = 'mini', threads: int = 0,
+             pair: Tuple[str, str] = (STUDENT, TEACHER)) -> dict:
     """``worker`` in a fresh subprocess; a process that dies is a row with its last error line."""
     cmd = [sys.executable, '-m', 'benchmarks.train_step', '--worker', method, '--warmup', str(warmup),
-           '--repeats', str(repeats), '--scale', scale, '--threads', str(threads)]
+           '--repeats', str(repeats), '--scale', scale, '--threads', str(threads), '--pair', ':'.join(pair)]
     env = dict(os.environ, PYTHONWARNINGS='ignore')
     out = subprocess.run(cmd, capture_output=True, text=True, env=env,
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -173,25 +176,33 @@ def main(argv=None) -> int:
     ap.add_argument('--repeats', type=int, default=5, help='timed steps of each model, alternating; medians are '
                     'reported (default 5)')
     ap.add_argument('--threads', type=int, default=0, help="torch threads per process (default 0: torch's default)")
+    ap.add_argument('--pair', default=f'{STUDENT}:{TEACHER}',
+                    help=f'STUDENT:TEACHER zoo names (default {STUDENT}:{TEACHER})')
     ap.add_argument('--json', help='also write the rows to this JSON file')
     ap.add_argument('--worker', help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    from kdlab.engine.leaderboard import parse_pair
+    from kdlab.errors import KdlabError
+    try:
+        pair = parse_pair(args.pair)
+    except KdlabError as err:
+        ap.error(str(err).splitlines()[0])
     if args.repeats < 1:
         ap.error('--repeats must be at least 1')
     if args.worker:
-        print(json.dumps(worker(args.worker, args.warmup, args.repeats, args.scale, args.threads)))
+        print(json.dumps(worker(args.worker, args.warmup, args.repeats, args.scale, args.threads, pair)))
         return 0
     known = methods()
     cases = [m.strip() for m in args.only.split(',') if m.strip()] if args.only else list(known)
     unknown = [m for m in cases if m not in known]
     if unknown:
         ap.error(f'unknown method(s) {unknown}; known: {", ".join(known)}')
-    print(f'train step: {STUDENT} <- {TEACHER} ({args.scale}), distilled vs student-only step on one fixed batch; '
+    print(f'train step: {pair[0]} <- {pair[1]} ({args.scale}), distilled vs student-only step on one fixed batch; '
           f'warmup {args.warmup}, repeats {args.repeats}', flush=True)
     rows = []
     for m in cases:
         t0 = time.time()
-        rows.append(run_case(m, args.warmup, args.repeats, args.scale, args.threads))
+        rows.append(run_case(m, args.warmup, args.repeats, args.scale, args.threads, pair))
         r = rows[-1]
         done = (f'{r["median_s"]:.3f} s, student {r["student_median_s"]:.3f} s' if not r.get('error')
                 else f'not run ({r["stage"]})')

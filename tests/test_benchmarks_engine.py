@@ -79,3 +79,16 @@ def test_every_builtin_method_is_a_default_case():
     from kdlab.methods import METHODS, _load_builtin
     _load_builtin()
     assert set(train_step.methods()) == set(METHODS) and 'pkd' in train_step.methods()
+
+
+def test_train_step_takes_another_pair(tmp_path):
+    path = tmp_path / 'step.json'
+    assert train_step.main(['--only', 'pkd', '--scale', 'smoke', '--repeats', '1', '--warmup', '1',
+                            '--pair', 'retinanet_r18:faster_rcnn_r50', '--json', str(path)]) == 0
+    [row] = json.loads(path.read_text())
+    assert row['error'] is None, row
+    assert (row['student'], row['teacher']) == ('retinanet_r18', 'faster_rcnn_r50') and row['ratio'] > 0
+    with pytest.raises(SystemExit):
+        train_step.main(['--only', 'pkd', '--pair', 'retinanet_r18'])
+    with pytest.raises(SystemExit):
+        train_step.main(['--only', 'pkd', '--pair', 'retinanet_r18:no_such_detector'])
