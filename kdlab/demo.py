@@ -13,7 +13,7 @@ import time
 from typing import Dict, List, Optional
 
 from kdlab.engine.planner import execute_plan, plan_pair
-from kdlab.engine.store import RunStore
+from kdlab.engine.store import RunStore, rebuilt_note
 
 DEFAULTS = dict(teacher='retinanet_x101', student='retinanet_r50', method='pkd', schedule='1x',
                 teacher_schedule='3x', loss_weight=10.0)
@@ -35,7 +35,7 @@ def run(scale: str = 'mini', *, store: Optional[RunStore] = None, progress: bool
     for role, ref in (('teacher', f'teacher:{teacher}'), ('baseline', 'baseline'), (method, 'distilled')):
         rec = records[plan.rows[ref]]
         rows.append({'role': role, 'model': plan.runs[rec['key']].name, **rec['metrics'], 'key': rec['key'],
-                     'wall_time_s': rec['wall_time_s']})
+                     'wall_time_s': rec['wall_time_s'], 'note': rebuilt_note(store.rebuilt_inputs(rec))})
     return rows
 
 
@@ -60,6 +60,9 @@ def main(args) -> int:
     t, b, d = (rows[0]['mAP'], rows[1]['mAP'], rows[2]['mAP'])
     print(f'\nteacher - baseline: {t - b:+.1f} mAP;  PKD - baseline: {d - b:+.1f} mAP   '
           f'({time.time() - t0:.0f} s; runs stored under {store.root})')
+    for r in rows:
+        if r['note']:
+            print(f'note, {r["role"]}: {r["note"]}')
     return 0
 
 
