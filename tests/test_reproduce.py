@@ -59,6 +59,8 @@ def test_the_comparison_is_the_stored_runs_against_the_paper(tmp_path):
     assert got['gain paper'] == pytest.approx(row['mAP'] - base['mAP'], abs=0.05)
     assert frame.loc[base_id, 'mAP kdlab'] == pytest.approx(20.5)
     assert math.isnan(frame.loc[base_id, 'gain kdlab'])
+    assert math.isnan(got['teacher kdlab']) and math.isnan(frame.loc[base_id, 'teacher kdlab'])  # none stored
+    assert report.human_columns(frame.reset_index())[:3] == ['row', 'teacher', 'teacher kdlab']
 
 
 def test_a_partial_seed_set_says_so(tmp_path):
@@ -89,7 +91,7 @@ def test_export_writes_every_format(tmp_path):
     names = sorted(p.name for p in paths)
     assert names == sorted(f'metafile_smoke.{f}' for f in ('csv', 'md', 'tex', 'png', 'pdf'))
     md = (tmp_path / 'out' / 'metafile_smoke.md').read_text()
-    assert '| row | teacher | student | method | status |' in md and 'pending' in md
+    assert '| row | teacher | teacher kdlab | student | method | status |' in md and 'pending' in md
     tex = (tmp_path / 'out' / 'metafile_smoke.tex').read_text()
     assert '\\toprule' in tex and '\\begin{tabular}' in tex
     import pandas as pd
@@ -180,15 +182,18 @@ def test_a_row_distilled_from_an_earlier_build_of_its_teacher_says_so(tmp_path):
     _fake_record(store, run.key, 30.0, needs=[teacher], built_from=built_from,
                  started='2026-12-02T06:00:00+00:00')
     assert job.compare('table1').loc[0, 'note'] == ''
+    assert job.compare('table1').loc[0, 'teacher kdlab'] == 48.2
     # the teacher is trained again on another machine: a new build, other numbers
     _fake_record(store, teacher, 49.9, checkpoint=str(ckpt), started='2026-12-02T10:00:00+00:00', name='T',
                  previous_metrics={'mAP': 48.2})
     note = job.compare('table1').loc[0, 'note']
     assert note == 'distilled from an earlier build of T (48.2 mAP then, 49.9 now)'
     assert 'note' in report.human_columns(job.compare('table1'))
+    assert job.compare('table1').loc[0, 'teacher kdlab'] == 48.2     # the build it learnt from, not today's
     # a run stored before runs recorded their inputs: the teacher's start after the run's gives it away
     _fake_record(store, run.key, 30.0, needs=[teacher], started='2026-12-02T06:00:00+00:00')
     assert job.compare('table1').loc[0, 'note'] == note
+    assert job.compare('table1').loc[0, 'teacher kdlab'] == 49.9     # nothing recorded: the stored teacher
     _fake_record(store, run.key, 30.0, needs=[teacher], started='2026-12-02T11:00:00+00:00')
     assert job.compare('table1').loc[0, 'note'] == ''
     assert 'note' not in report.human_columns(job.compare('table1'))

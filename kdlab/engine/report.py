@@ -28,7 +28,8 @@ def results_dir(paper: str, root: Union[None, str, Path] = None) -> Path:
 
 def human_columns(frame) -> List[str]:
     """The columns a reader compares: identity, status, per metric paper / kdlab / delta, the gains."""
-    cols = ['row', 'teacher', 'student', 'method', 'status']
+    cols = ['row', 'teacher'] + (['teacher kdlab'] if 'teacher kdlab' in frame.columns else [])
+    cols += ['student', 'method', 'status']
     for m in frame.attrs.get('metrics', []):
         cols += [c for c in (f'{m} paper', f'{m} kdlab', f'{m} delta') if c in frame.columns]
     cols += [c for c in ('gain paper', 'gain kdlab', 'gain sd') if c in frame.columns]
@@ -42,7 +43,8 @@ def human_columns(frame) -> List[str]:
 def caption(frame) -> str:
     a = frame.attrs
     return (f'{a["paper"]} {a["table"]}: {a["title"]} - reported ({a["source"]}) vs kdlab at {a["scale"]} scale, '
-            f'seeds {a["seeds"]}. delta = kdlab - paper; gain = {GAIN_METRIC} minus the baseline student\'s.')
+            f'seeds {a["seeds"]}. teacher kdlab = the teacher\'s {GAIN_METRIC} at this scale; delta = kdlab - paper; '
+            f'gain = {GAIN_METRIC} minus the baseline student\'s.')
 
 
 def styled(frame):

@@ -213,7 +213,9 @@ def compare_rows(paper: str, table: str, plans: Dict[int, Plan], store: RunStore
     Columns: ``row, teacher, student, method, status`` (``finished``, ``partial k/n`` seeds, ``pending``,
     ``skipped: why``), ``seeds`` (finished seeds), then per metric the table reports ``<m> paper``,
     ``<m> kdlab`` (mean over finished seeds), ``<m> sd`` (spread over seeds, from 2 seeds), ``<m> delta``
-    (kdlab - paper); ``gain paper`` / ``gain kdlab`` / ``gain sd``: :data:`GAIN_METRIC` of the row minus its
+    (kdlab - paper); ``teacher kdlab``: the :data:`GAIN_METRIC` of the teacher build the row distilled from
+    (as recorded in the run's ``built_from``, else the stored teacher's), so that a student's number is read
+    beside the teacher it had at this scale; ``gain paper`` / ``gain kdlab`` / ``gain sd``: :data:`GAIN_METRIC` of the row minus its
     baseline student's; ``runs``: the row's run key per seed; ``note``: a teacher or earlier stage trained
     again after the row's run distilled from it (:meth:`RunStore.rebuilt_inputs`), with both builds' mAP. ``attrs``: paper, table, title, source, scale,
     seeds.
@@ -231,7 +233,7 @@ def compare_rows(paper: str, table: str, plans: Dict[int, Plan], store: RunStore
         skipped = plans[seeds[0]].skipped.get(ref)
         done, gain_values = [], []
         per_metric: Dict[str, List[float]] = {m: [] for m in metrics}
-        keys, notes = [], []
+        keys, notes, teacher_values = [], [], []
         for s in seeds:
             key = plans[s].rows.get(ref)
             keys.append(key or '')
@@ -245,6 +247,7 @@ def compare_rows(paper: str, table: str, plans: Dict[int, Plan], store: RunStore
             for m in metrics:
                 if run['metrics'].get(m) is not None:
                     per_metric[m].append(float(run['metrics'][m]))
+            teacher_values += _teacher_metric(plans[s], key, run, store)
             base = store.load(plans[s].baselines.get(ref, '')) if r.method != 'baseline' else run
             if base is not None and run['metrics'].get(GAIN_METRIC) is not None:
                 gain_values.append(float(run['metrics'][GAIN_METRIC]) - float(base['metrics'][GAIN_METRIC]))
@@ -265,6 +268,8 @@ def compare_rows(paper: str, table: str, plans: Dict[int, Plan], store: RunStore
             rec[f'{m} sd'] = round(sd, 2) if not math.isnan(sd) else sd
             rec[f'{m} delta'] = round(mean - paper_v, 2) if not (math.isnan(mean) or math.isnan(paper_v)) else math.nan
         g_mean, g_sd = mean_sd(gain_values) if r.method != 'baseline' else (math.nan, math.nan)
+        t_mean, _ = mean_sd(teacher_values)
+        rec['teacher kdlab'] = round(t_mean, 2) if not math.isnan(t_mean) else t_mean
         rec['gain paper'] = gains.get(r.id, math.nan)
         rec['gain kdlab'] = round(g_mean, 2) if not math.isnan(g_mean) else g_mean
         rec['gain sd'] = round(g_sd, 2) if not math.isnan(g_sd) else g_sd
@@ -275,6 +280,22 @@ def compare_rows(paper: str, table: str, plans: Dict[int, Plan], store: RunStore
     frame.attrs.update(paper=paper, table=table, title=data['title'], source=data['source'], scale=scale,
                        seeds=list(seeds), metrics=metrics)
     return frame
+
+
+def _teacher_metric(plan: Plan, key: str, run: dict, store: RunStore) -> List[float]:
+    """:data:`GAIN_METRIC` of the teacher(s) run ``key`` distilled from: the build it recorded using, else the
+    stored one (runs stored before inputs were recorded); empty for a baseline or a teacher not stored."""
+    planned = plan.runs.get(key)
+    teachers = [k for k in (planned.needs if planned else ()) if plan.runs[k].role == 'teacher']
+    values = []
+    for t in teachers:
+        recorded = (run.get('built_from') or {}).get(t, {}).get(GAIN_METRIC)
+        if recorded is None:
+            stored = store.load(t)
+            recorded = stored['metrics'].get(GAIN_METRIC) if stored else None
+        if recorded is not None:
+            values.append(float(recorded))
+    return values
 
 
 def metric_columns(frame, kind: str) -> List[str]:
