@@ -214,3 +214,29 @@ def test_the_leaderboard_notes_students_of_an_earlier_teacher_build(tmp_path):
     frame = board(plans, unavailable, store, (0,)).set_index('method')
     assert frame.loc['pkd', 'note'] == 'distilled from an earlier build of T (40.0 mAP then, 41.0 now)'
     assert frame.loc['pkd', 'gain'] == 10.0
+
+
+def test_the_progress_bar_says_which_run_trains_and_where(tmp_path):
+    import os
+    import time
+    from kdlab.engine.batch import training_now
+    from kdlab.engine.store import FILE_MODE, atomic_write_text
+    store = _store(tmp_path)
+    job = reproduction('pkd', ['abstract'], 'smoke', store=store)
+    teacher = next(r for r in job.runs().values() if r.role == 'teacher')
+    assert store.training(teacher.key) is None and training_now(store, job.runs(), [teacher.key]) == ''
+    log = store.work_dir(teacher.key) / '20261203_053753' / '20261203_053753.log'
+    log.parent.mkdir(parents=True)
+    log.write_text('2026/12/03 05:38:47 - mmengine - INFO - Checkpoints will be saved to ...\n'
+                   '2026/12/03 05:47:03 - mmengine - INFO - Epoch(train)  [8][20/60]  lr: 1.0000e-03  '
+                   'eta: 3:15:50  time: 7.2578  data_time: 0.0244  loss: 1.2442\n'
+                   '2026/12/03 05:48:15 - mmengine - INFO - Epoch(train)  [8][30/60]  lr: 1.0000e-03  '
+                   'eta: 1 day, 3:14:38  time: 7.2  loss: 1.2\n')
+    state = store.training(teacher.key)
+    assert (state['epoch'], state['iter'], state['iters'], state['eta']) == (8, 30, 60, '1 day, 3:14:38')
+    epochs = teacher.cfg['train_cfg']['max_epochs']
+    assert training_now(store, job.runs(), [teacher.key]) == \
+        f'{teacher.name}: epoch 8/{epochs} (30/60), eta 1 day, 3:14:38'
+    assert training_now(store, job.runs(), [teacher.key], now=time.time() + 3600) == ''   # a log gone quiet
+    atomic_write_text(tmp_path / 'table.md', 'x')           # exports readable as files written directly are
+    assert os.stat(tmp_path / 'table.md').st_mode & 0o777 == FILE_MODE

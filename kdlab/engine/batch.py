@@ -6,7 +6,8 @@
 
 The executed notebook (``results/<paper>/reproduce_<paper>_<scale>[_<table>].ipynb``) holds the styled tables;
 the tables and figures are exported beside it (:func:`kdlab.engine.report.export`). A progress bar counts the
-runs the notebooks train (read from the run store). With ``-j N`` tables run in parallel; a run two tables share is trained once (the run store's lock), the other waits for it. A failing
+runs the notebooks train (read from the run store) and names the one training, with its epoch and mmengine's
+eta (read from its log in the work dir: :meth:`RunStore.training`). With ``-j N`` tables run in parallel; a run two tables share is trained once (the run store's lock), the other waits for it. A failing
 notebook makes the command exit 1 naming the notebook and its failing cell.
 """
 from __future__ import annotations
@@ -96,12 +97,40 @@ def _watch_runs(paper: str, tables: List[str], scale: str, params: dict, stop: t
     bar = tqdm(total=len(keys) + len(rebuild), desc=f'{paper} {" ".join(tables)} ({scale}): runs', unit='run')
     while True:
         stopped = stop.wait(interval)
-        bar.n = (sum(job.store.load(k) is not None for k in keys)
-                 + sum(checkpoint_present(job.store.load(k) or {}) for k in rebuild))
+        unfinished = ([k for k in keys if job.store.load(k) is None]
+                      + [k for k in rebuild if not checkpoint_present(job.store.load(k) or {})])
+        bar.n = len(keys) + len(rebuild) - len(unfinished)
+        bar.set_postfix_str(training_now(job.store, job.runs(), unfinished), refresh=False)
         bar.refresh()
         if stopped:
             break
     bar.close()
+
+
+def training_now(store, runs: Dict[str, object], keys: Sequence[str], *, now: Optional[float] = None,
+                 idle_s: float = 900.0) -> str:
+    """What is training among the unfinished runs ``keys`` (those whose log was written in the last ``idle_s``
+    seconds): ``'<run name>: epoch 8/36 (20/60), eta 3:15:50'``, several joined by ``'; '``, '' when none is."""
+    import time
+    now = time.time() if now is None else now
+    parts = []
+    for key in keys:
+        state = store.training(key)
+        if state is None or now - state['updated'] > idle_s:
+            continue
+        run = runs.get(key)
+        total = _max_epochs(run.cfg) if run is not None else None
+        name = run.name if run is not None else key
+        parts.append(f"{name}: epoch {state['epoch']}{f'/{total}' if total else ''} "
+                     f"({state['iter']}/{state['iters']}), eta {state['eta']}")
+    return '; '.join(parts)
+
+
+def _max_epochs(cfg) -> Optional[int]:
+    try:
+        return int(cfg['train_cfg']['max_epochs'])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def parse_teacher_ckpts(items: Optional[Sequence[str]]) -> Dict[str, str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Union
@@ -37,11 +38,27 @@ def default_work_root() -> Path:
     return Path(base) / 'kdlab' / 'work'
 
 
+#: An mmengine training log line: ``Epoch(train)  [8][20/60]  lr: ...  eta: 3:15:50  time: ...``.
+TRAIN_LOG_LINE = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\].*?eta: ((?:\d+ days?, )?\S+)')
+
+
+def _file_mode() -> int:
+    """The mode ``open()`` gives a new file here (0o666 less the umask): a temporary file is made 0o600."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _file_mode()
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader sees the old file or the new one, never half of one."""
+    """Write ``text`` to ``path`` so that a reader sees the old file or the new one, never half of one (with
+    the permissions of a file written directly, not the temporary file's owner-only ones)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', dir=path.parent)
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, 'w') as f:
             f.write(text)
             f.flush()
@@ -89,6 +106,23 @@ class RunStore:
 
     def work_dir(self, key: str) -> Path:
         return self.work_root / key
+
+    def training(self, key: str) -> Optional[dict]:
+        """Where run ``key`` is in its training, from the newest mmengine log in its work dir: ``epoch``,
+        ``iter``, ``iters`` (per epoch), ``eta`` (mmengine's estimate) and ``updated`` (the log's mtime);
+        None before its first logged iteration."""
+        logs = [p for p in self.work_dir(key).glob('*/*.log') if p.is_file()]
+        if not logs:
+            return None
+        log = max(logs, key=lambda p: p.stat().st_mtime)
+        with open(log, 'rb') as f:
+            f.seek(max(0, log.stat().st_size - 16384))
+            tail = f.read().decode(errors='replace')
+        hits = TRAIN_LOG_LINE.findall(tail)
+        if not hits:
+            return None
+        epoch, it, iters, eta = hits[-1]
+        return dict(epoch=int(epoch), iter=int(it), iters=int(iters), eta=eta, updated=log.stat().st_mtime)
 
     @contextlib.contextmanager
     def lock(self, key: str):
