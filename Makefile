@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 # pool oversubscribes the cores and a smoke training step was measured ~100x slower (10.4 s vs 0.1 s).
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: setup demo test bench doctor
+.PHONY: setup demo test bench doctor mini-tables
 setup:
 	@bash tools/bootstrap.sh
 
@@ -23,3 +23,10 @@ bench: setup  ## every benchmark (one: .venv/bin/python -m benchmarks NAME)
 
 doctor: setup
 	$(PY) -m kdlab.cli doctor
+
+# One table per seed paper at mini scale (README, "One table per paper"): `make -j2 mini-tables` runs two papers
+# at a time, one thread each; a run two tables share is trained once; an interrupted run resumes.
+MINI_TABLES := pkd/abstract dcsf_kd/table2 dsamkd/abstract icd/readme dfmsd/table8
+mini-tables: $(addprefix mini/,$(MINI_TABLES))
+mini/%: setup
+	$(PY) -m kdlab.cli reproduce $(firstword $(subst /, ,$*)) --tables $(lastword $(subst /, ,$*)) --scale mini
