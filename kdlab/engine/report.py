@@ -97,8 +97,9 @@ def to_latex(frame) -> str:
 
 
 def plot_comparison(frame):
-    """Two panels per table: each row's mAP (paper vs kdlab) and each distilled row's gain over its baseline
-    (paper vs kdlab); a row kdlab has not run yet has no kdlab bar and says so."""
+    """Two panels per table: each row's mAP (paper vs kdlab, a tick at the mAP of the teacher kdlab's student
+    learnt from) and each distilled row's gain over its baseline (paper vs kdlab); a row kdlab has not run yet
+    has no kdlab bar and says so."""
     import matplotlib.pyplot as plt
     import numpy as np
     rows = list(frame['row'])
@@ -119,6 +120,9 @@ def plot_comparison(frame):
         kdlab_v = sub[col_k].to_numpy(dtype=float) if col_k in sub else np.full(len(sub), np.nan)
         ax.barh(yy - 0.2, np.nan_to_num(paper_v), height=0.38, color='#4c72b0', label='paper')
         ax.barh(yy + 0.2, np.nan_to_num(kdlab_v), height=0.38, color='#dd8452', label=f'kdlab ({frame.attrs["scale"]})')
+        if ax is axes[0] and 'teacher kdlab' in sub and sub['teacher kdlab'].notna().any():   # the bar's teacher
+            ax.scatter(sub['teacher kdlab'].to_numpy(dtype=float), yy + 0.2, marker='|', s=160, color='k',
+                       label=f'its teacher (kdlab, {frame.attrs["scale"]})', zorder=3)
         ax.set_yticks(yy, labs, fontsize=7)
         ax.invert_yaxis()
         ax.axvline(0, color='k', lw=0.6)
@@ -126,7 +130,7 @@ def plot_comparison(frame):
         ax.tick_params(axis='x', labelsize=7)
         if not len(yy):
             ax.text(0.5, 0.5, 'no distilled rows', ha='center', va='center', transform=ax.transAxes)
-    fig.legend(*axes[0].get_legend_handles_labels(), loc='outside lower center', ncols=2, fontsize=7)  # off the bars
+    fig.legend(*axes[0].get_legend_handles_labels(), loc='outside lower center', ncols=3, fontsize=7)  # off the bars
     a = frame.attrs
     fig.suptitle(f'{a["paper"]} {a["table"]}: reported vs reproduced ({a["scale"]}, seeds {a["seeds"]})', fontsize=10)
     return fig
