@@ -183,6 +183,9 @@ def test_a_row_distilled_from_an_earlier_build_of_its_teacher_says_so(tmp_path):
                  started='2026-12-02T06:00:00+00:00')
     assert job.compare('table1').loc[0, 'note'] == ''
     assert job.compare('table1').loc[0, 'teacher kdlab'] == 48.2
+    fig = report.plot_comparison(job.compare('table1'))
+    (ticks,) = fig.axes[0].collections                           # the teacher's mAP beside the student's bar
+    assert ticks.get_offsets()[0][0] == 48.2
     # the teacher is trained again on another machine: a new build, other numbers
     _fake_record(store, teacher, 49.9, checkpoint=str(ckpt), started='2026-12-02T10:00:00+00:00', name='T',
                  previous_metrics={'mAP': 48.2})
