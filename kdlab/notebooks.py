@@ -6,6 +6,7 @@ writes the executed copy where it is told - never next to the source unless aske
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -34,6 +35,14 @@ def _failing_cell(notebook_path: Path) -> str:
     return 'no cell recorded an error'
 
 
+def running_copy(output_path) -> Path:
+    """Where an execution writes while it runs (``x.ipynb`` -> ``x.running.ipynb``, beside it): the executed
+    copy replaces ``output_path`` when the notebook ends, so an interrupted execution (Ctrl-C, a killed
+    session) leaves the previous executed copy whole and its own partial one under this name."""
+    output_path = Path(output_path)
+    return output_path.with_name(f'{output_path.stem}.running{output_path.suffix}')
+
+
 def execute(notebook_path, parameters: Optional[Mapping[str, Any]], output_path, *, cwd=None,
             progress: bool = False) -> Path:
     """Execute ``notebook_path`` with ``parameters`` injected after its ``parameters`` cell.
@@ -47,7 +56,8 @@ def execute(notebook_path, parameters: Optional[Mapping[str, Any]], output_path,
         progress: show papermill's progress bar.
 
     Returns:
-        ``output_path`` as a Path.
+        ``output_path`` as a Path. It is written when the notebook ends (finished or failed in a cell); while
+        it runs the executed copy is :func:`running_copy` (left there if the execution is interrupted).
 
     Raises:
         NotebookError: naming the notebook and the failing cell (its number among code cells, first line,
@@ -63,11 +73,14 @@ def execute(notebook_path, parameters: Optional[Mapping[str, Any]], output_path,
         raise NotebookError('papermill is not installed', 'install the project (pip install -e .)') from None
     output_path.parent.mkdir(parents=True, exist_ok=True)
     workdir = Path(cwd) if cwd is not None else output_path.parent
+    running = running_copy(output_path)
     try:
-        papermill.execute_notebook(str(notebook_path), str(output_path), parameters=dict(parameters or {}),
+        papermill.execute_notebook(str(notebook_path), str(running), parameters=dict(parameters or {}),
                                    kernel_name=KERNEL, cwd=str(workdir), progress_bar=progress,
                                    log_output=False)
+        os.replace(running, output_path)
     except papermill.PapermillExecutionError as err:
+        os.replace(running, output_path)           # a failed execution is a result too: it shows the traceback
         cell = _failing_cell(output_path)
         raise NotebookError(f'notebook {notebook_path.name} failed in {cell}',
                             f'open the executed copy {output_path} to see the traceback') from err

@@ -61,3 +61,28 @@ def test_a_failing_notebook_names_the_cell(tmp_path):
         execute(source, {'x': 2}, tmp_path / 'out' / 'broken.out.ipynb')
     message = str(err.value)
     assert 'broken.ipynb' in message and 'code cell 3' in message and 'ValueError: boom at y=3' in message
+
+
+def test_an_interrupted_execution_leaves_the_previous_executed_copy_whole(tmp_path, monkeypatch):
+    import papermill
+    from kdlab.notebooks import running_copy
+    out = tmp_path / 'reproduce_pkd_mini.ipynb'
+    out.write_text('{"the": "previous executed copy"}')
+
+    def killed_half_way(source, output, **kwargs):
+        Path(output).write_text('{"half": "of an execution"}')
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(papermill, 'execute_notebook', killed_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        execute(NOTEBOOK, None, out)
+    assert out.read_text() == '{"the": "previous executed copy"}'
+    assert running_copy(out) == tmp_path / 'reproduce_pkd_mini.running.ipynb'
+    assert running_copy(out).read_text() == '{"half": "of an execution"}'
+
+    def finished(source, output, **kwargs):
+        Path(output).write_text('{"a": "new executed copy"}')
+
+    monkeypatch.setattr(papermill, 'execute_notebook', finished)
+    assert execute(NOTEBOOK, None, out) == out
+    assert out.read_text() == '{"a": "new executed copy"}' and not running_copy(out).exists()
