@@ -223,11 +223,12 @@ def test_the_progress_bar_says_which_run_trains_and_where(tmp_path):
     import os
     import time
     from kdlab.engine.batch import training_now
+    from kdlab.engine.runner import training_progress
     from kdlab.engine.store import FILE_MODE, atomic_write_text
     store = _store(tmp_path)
     job = reproduction('pkd', ['abstract'], 'smoke', store=store)
     teacher = next(r for r in job.runs().values() if r.role == 'teacher')
-    assert store.training(teacher.key) is None and training_now(store, job.runs(), [teacher.key]) == ''
+    assert training_progress(store.work_dir(teacher.key)) is None and training_now(store, job.runs(), [teacher.key]) == ''
     log = store.work_dir(teacher.key) / '20261203_053753' / '20261203_053753.log'
     log.parent.mkdir(parents=True)
     log.write_text('2026/12/03 05:38:47 - mmengine - INFO - Checkpoints will be saved to ...\n'
@@ -235,7 +236,7 @@ def test_the_progress_bar_says_which_run_trains_and_where(tmp_path):
                    'eta: 3:15:50  time: 7.2578  data_time: 0.0244  loss: 1.2442\n'
                    '2026/12/03 05:48:15 - mmengine - INFO - Epoch(train)  [8][30/60]  lr: 1.0000e-03  '
                    'eta: 1 day, 3:14:38  time: 7.2  loss: 1.2\n')
-    state = store.training(teacher.key)
+    state = training_progress(store.work_dir(teacher.key))
     assert (state['epoch'], state['iter'], state['iters'], state['eta']) == (8, 30, 60, '1 day, 3:14:38')
     epochs = teacher.cfg['train_cfg']['max_epochs']
     assert training_now(store, job.runs(), [teacher.key]) == \

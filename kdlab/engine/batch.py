@@ -7,7 +7,7 @@
 The executed notebook (``results/<paper>/reproduce_<paper>_<scale>[_<table>].ipynb``) holds the styled tables;
 the tables and figures are exported beside it (:func:`kdlab.engine.report.export`). A progress bar counts the
 runs the notebooks train (read from the run store) and names the one training, with its epoch and mmengine's
-eta (read from its log in the work dir: :meth:`RunStore.training`). With ``-j N`` tables run in parallel; a run two tables share is trained once (the run store's lock), the other waits for it. A failing
+eta (read from its log in the work dir: :func:`kdlab.engine.runner.training_progress`). With ``-j N`` tables run in parallel; a run two tables share is trained once (the run store's lock), the other waits for it. A failing
 notebook makes the command exit 1 naming the notebook and its failing cell.
 """
 from __future__ import annotations
@@ -95,12 +95,13 @@ def _watch_runs(paper: str, tables: List[str], scale: str, params: dict, stop: t
     keys = [r.key for r in job.pending()]
     rebuild = [r.key for r in job.to_rebuild()]        # stored, but their checkpoint is trained again first
     bar = tqdm(total=len(keys) + len(rebuild), desc=f'{paper} {" ".join(tables)} ({scale}): runs', unit='run')
+    runs = job.runs()
     while True:
         stopped = stop.wait(interval)
         unfinished = ([k for k in keys if job.store.load(k) is None]
                       + [k for k in rebuild if not checkpoint_present(job.store.load(k) or {})])
         bar.n = len(keys) + len(rebuild) - len(unfinished)
-        bar.set_postfix_str(training_now(job.store, job.runs(), unfinished), refresh=False)
+        bar.set_postfix_str(training_now(job.store, runs, unfinished), refresh=False)
         bar.refresh()
         if stopped:
             break
@@ -112,10 +113,11 @@ def training_now(store, runs: Dict[str, object], keys: Sequence[str], *, now: Op
     """What is training among the unfinished runs ``keys`` (those whose log was written in the last ``idle_s``
     seconds): ``'<run name>: epoch 8/36 (20/60), eta 3:15:50'``, several joined by ``'; '``, '' when none is."""
     import time
+    from kdlab.engine.runner import training_progress
     now = time.time() if now is None else now
     parts = []
     for key in keys:
-        state = store.training(key)
+        state = training_progress(store.work_dir(key))
         if state is None or now - state['updated'] > idle_s:
             continue
         run = runs.get(key)

@@ -68,7 +68,7 @@ def plan_board(pairs: Sequence[Tuple[str, str]] = DEFAULT_PAIRS, methods: Option
 def _mean_sd(values: List[float]) -> Tuple[float, float]:
     """:func:`kdlab.engine.reproduce.mean_sd`, to two decimals."""
     mean, sd = mean_sd(values)
-    return (mean if math.isnan(mean) else round(mean, 2)), (sd if math.isnan(sd) else round(sd, 2))
+    return round(mean, 2), round(sd, 2)          # NaN stays NaN
 
 
 def board(plans, unavailable, store: RunStore, seeds: Sequence[int]):

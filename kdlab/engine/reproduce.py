@@ -264,15 +264,15 @@ def compare_rows(paper: str, table: str, plans: Dict[int, Plan], store: RunStore
             paper_v = float(r.metrics[m]) if m in r.metrics else math.nan
             mean, sd = mean_sd(per_metric[m])
             rec[f'{m} paper'] = paper_v
-            rec[f'{m} kdlab'] = round(mean, 2) if not math.isnan(mean) else mean
-            rec[f'{m} sd'] = round(sd, 2) if not math.isnan(sd) else sd
-            rec[f'{m} delta'] = round(mean - paper_v, 2) if not (math.isnan(mean) or math.isnan(paper_v)) else math.nan
+            rec[f'{m} kdlab'] = round(mean, 2)
+            rec[f'{m} sd'] = round(sd, 2)
+            rec[f'{m} delta'] = round(mean - paper_v, 2)   # NaN where either is
         g_mean, g_sd = mean_sd(gain_values) if r.method != 'baseline' else (math.nan, math.nan)
         t_mean, _ = mean_sd(teacher_values)
-        rec['teacher kdlab'] = round(t_mean, 2) if not math.isnan(t_mean) else t_mean
+        rec['teacher kdlab'] = round(t_mean, 2)
         rec['gain paper'] = gains.get(r.id, math.nan)
-        rec['gain kdlab'] = round(g_mean, 2) if not math.isnan(g_mean) else g_mean
-        rec['gain sd'] = round(g_sd, 2) if not math.isnan(g_sd) else g_sd
+        rec['gain kdlab'] = round(g_mean, 2)
+        rec['gain sd'] = round(g_sd, 2)
         rec['runs'] = ' '.join(keys)
         rec['note'] = '; '.join(notes)
         records.append(rec)

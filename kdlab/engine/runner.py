@@ -236,6 +236,28 @@ def _attempts(work_dir: Path) -> List[dict]:
     return sorted(out, key=lambda a: a['started'])
 
 
+#: An mmengine training log line: ``Epoch(train)  [8][20/60]  lr: ...  eta: 3:15:50  time: ...``.
+TRAIN_LOG_LINE = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\].*?eta: ((?:\d+ days?, )?\S+)')
+
+
+def training_progress(work_dir: Path) -> Optional[dict]:
+    """Where the run training in ``work_dir`` is, from its latest attempt's mmengine log (:func:`_attempts`):
+    ``epoch``, ``iter``, ``iters`` (per epoch), ``eta`` (mmengine's estimate) and ``updated`` (the log's
+    mtime); None before its first logged iteration."""
+    attempts = _attempts(Path(work_dir))
+    if not attempts:
+        return None
+    log = attempts[-1]['log']
+    stat = log.stat()
+    with open(log, 'rb') as f:
+        f.seek(max(0, stat.st_size - 16384))
+        hits = TRAIN_LOG_LINE.findall(f.read().decode(errors='replace'))
+    if not hits:
+        return None
+    epoch, it, iters, eta = hits[-1]
+    return dict(epoch=int(epoch), iter=int(it), iters=int(iters), eta=eta, updated=stat.st_mtime)
+
+
 def wall_time(record: dict) -> float:
     """Seconds a stored run took, every attempt of an interrupted run included."""
     return float(record.get('wall_time_total_s', record.get('wall_time_s') or 0.0))

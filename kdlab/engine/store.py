@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Union
@@ -36,10 +35,6 @@ def default_work_root() -> Path:
         return Path(env).expanduser()
     base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
     return Path(base) / 'kdlab' / 'work'
-
-
-#: An mmengine training log line: ``Epoch(train)  [8][20/60]  lr: ...  eta: 3:15:50  time: ...``.
-TRAIN_LOG_LINE = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\].*?eta: ((?:\d+ days?, )?\S+)')
 
 
 def _file_mode() -> int:
@@ -106,23 +101,6 @@ class RunStore:
 
     def work_dir(self, key: str) -> Path:
         return self.work_root / key
-
-    def training(self, key: str) -> Optional[dict]:
-        """Where run ``key`` is in its training, from the newest mmengine log in its work dir: ``epoch``,
-        ``iter``, ``iters`` (per epoch), ``eta`` (mmengine's estimate) and ``updated`` (the log's mtime);
-        None before its first logged iteration."""
-        logs = [p for p in self.work_dir(key).glob('*/*.log') if p.is_file()]
-        if not logs:
-            return None
-        log = max(logs, key=lambda p: p.stat().st_mtime)
-        with open(log, 'rb') as f:
-            f.seek(max(0, log.stat().st_size - 16384))
-            tail = f.read().decode(errors='replace')
-        hits = TRAIN_LOG_LINE.findall(tail)
-        if not hits:
-            return None
-        epoch, it, iters, eta = hits[-1]
-        return dict(epoch=int(epoch), iter=int(it), iters=int(iters), eta=eta, updated=log.stat().st_mtime)
 
     @contextlib.contextmanager
     def lock(self, key: str):
