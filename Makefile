@@ -24,9 +24,12 @@ bench: setup  ## every benchmark (one: .venv/bin/python -m benchmarks NAME)
 doctor: setup
 	$(PY) -m kdlab.cli doctor
 
-# One table per seed paper at mini scale (README, "One table per paper"): `make -j2 mini-tables` runs two papers
-# at a time, one thread each; a run two tables share is trained once; an interrupted run resumes.
+# One table per seed paper at mini scale (README, "One table per paper"): `make mini-tables` runs the tables one
+# after another, each with MINI_WORKERS runs training at once (one process each, cores / MINI_WORKERS threads);
+# a run two tables share is trained once; an interrupted run resumes.
 MINI_TABLES := pkd/abstract dcsf_kd/table2 dsamkd/abstract icd/readme dfmsd/table8
+MINI_WORKERS ?= 2
 mini-tables: $(addprefix mini/,$(MINI_TABLES))
 mini/%: setup
-	$(PY) -m kdlab.cli reproduce $(firstword $(subst /, ,$*)) --tables $(lastword $(subst /, ,$*)) --scale mini
+	$(PY) -m kdlab.cli reproduce $(firstword $(subst /, ,$*)) --tables $(lastword $(subst /, ,$*)) --scale mini \
+	  --workers $(MINI_WORKERS)

@@ -129,6 +129,43 @@ def test_torchrun_two_cpu_processes_train_and_store_once(smoke_data, tmp_path):
     assert "backend='gloo'" in text and "launcher = 'pytorch'" in text
 
 
+def test_two_workers_train_a_plan_in_order_with_the_results_of_one(smoke_data, tmp_path):
+    """Teacher and baseline train side by side, each in its own one-thread process; the student starts once
+    its teacher is stored. Every run gives what the same run gives trained alone in this process."""
+    from kdlab.engine.planner import execute_plan, plan_pair
+    from kdlab.errors import KdlabError
+    plan = plan_pair('retinanet_r18', ['retinanet_r50'], 'pkd', 'smoke', teacher_schedule='1x')
+    student = plan.rows['distilled']
+    apart = RunStore(tmp_path / 'runs', tmp_path / 'work')
+    with pytest.raises(KdlabError, match='neither stored nor planned'):
+        execute_plan(plan, apart, progress=False, only=[student], workers=2, device='cpu')
+    with pytest.raises(KdlabError, match='choose one'):
+        execute_plan(plan, apart, progress=False, workers=2, gpus=2, device='cpu')
+    records = execute_plan(plan, apart, progress=False, workers=2, device='cpu')
+    alone = execute_plan(plan, RunStore(tmp_path / 'runs1', tmp_path / 'work1'), progress=False, device='cpu')
+    assert set(records) == set(alone) == set(plan.runs)
+    for key in plan.runs:
+        assert records[key]['metrics'] == alone[key]['metrics'], plan.runs[key].name
+        assert records[key]['provenance']['world_size'] == 1
+    teacher = apart.load(plan.rows['teacher:retinanet_r50'])
+    assert apart.load(student)['built_from'] == apart.inputs(plan.runs[student].needs)
+    assert teacher['checkpoint'] in (apart.run_dir(student) / 'config.py').read_text()
+
+
+def test_with_two_workers_a_failing_run_stops_only_the_runs_that_need_it(smoke_data, tmp_path):
+    from kdlab.engine.planner import execute_plan, plan_pair
+    from kdlab.errors import KdlabError
+    plan = plan_pair('retinanet_r18', ['retinanet_r50'], 'pkd', 'smoke', teacher_schedule='1x')
+    teacher = plan.rows['teacher:retinanet_r50']
+    plan.runs[teacher].cfg.model.type = 'NoSuchDetector'        # its process fails while building the model
+    store = RunStore(tmp_path / 'runs', tmp_path / 'work')
+    with pytest.raises(KdlabError, match=f'run {teacher} .* failed'):
+        execute_plan(plan, store, progress=False, workers=2, device='cpu')
+    assert store.load(plan.rows['baseline']) is not None               # trained beside it, kept
+    assert store.load(teacher) is None and store.load(plan.rows['distilled']) is None
+    assert 'NoSuchDetector' in (store.work_dir(teacher) / 'console.log').read_text()
+
+
 def test_a_needed_checkpoint_missing_here_is_trained_again(smoke_data, tmp_path):
     from kdlab.engine.planner import execute_plan, plan_pair
     store = RunStore(tmp_path / 'runs', tmp_path / 'work')

@@ -50,6 +50,7 @@ export_dir = None      # tables and figures; None: results/{paper_id}
 teacher_ckpts = {{}}     # zoo name -> checkpoint path or URL of a teacher to evaluate instead of train (full)
 device = 'auto'        # 'auto', 'cpu' or 'cuda'
 gpus = 1               # processes per run (torchrun, mmengine's pytorch launcher) when > 1
+workers = 1            # runs trained at once on the CPU, each with cores // workers threads
 seeds = [0]            # several seeds: mean and spread per cell
 resume = True          # resume interrupted runs from their last checkpoint (False: restart them)
 train = True           # False: show what is stored, the rest as pending
@@ -70,7 +71,7 @@ job.summary()
 '''),
         _cell('code', '''
 if train:
-    job.run(resume=resume, gpus=gpus, device=device)
+    job.run(resume=resume, gpus=gpus, device=device, workers=workers)
 '''),
         _cell('code', '''
 for table in job.tables:

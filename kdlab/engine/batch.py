@@ -2,6 +2,7 @@
 
     kdlab reproduce dfmsd --tables table6 --scale mini          # one notebook, kept under results/dfmsd/
     kdlab reproduce dcsf_kd --scale mini -j 2                   # one notebook per table, two at a time
+    kdlab reproduce dfmsd --tables table8 --scale mini -w 2     # two runs at a time, one thread each (2 cores)
     kdlab reproduce pkd --plan                                  # what would run, nothing trained
 
 The executed notebook (``results/<paper>/reproduce_<paper>_<scale>[_<table>].ipynb``) holds the styled tables;
@@ -37,7 +38,7 @@ def run_notebooks(paper: str, tables: Optional[Sequence[str]] = None, *, scale: 
                   out: Optional[Path] = None, progress: bool = True, **params) -> List[Path]:
     """Execute the paper's notebook for ``tables`` (one notebook for all with ``jobs=1``, one per table
     otherwise, ``jobs`` at a time). ``params``: the notebook's other parameters (rows, seeds, data_root,
-    work_dir, results_dir, export_dir, device, gpus, resume, train, formats). Returns the executed copies;
+    work_dir, results_dir, export_dir, device, gpus, workers, resume, train, formats). Returns the executed copies;
     raises :class:`NotebookError` (naming the cell) for the first that fails, after the others finish."""
     from kdlab import notebooks, papers
     from kdlab.engine.report import results_dir
@@ -164,7 +165,7 @@ def main(args) -> int:
         return 0
     params = dict(rows=args.rows, seeds=args.seeds, data_root=args.data_root, work_dir=args.work_dir,
                   teacher_ckpts=parse_teacher_ckpts(args.teacher_ckpt), results_dir=args.results,
-                  export_dir=args.export_dir, device=args.device, gpus=args.gpus,
+                  export_dir=args.export_dir, device=args.device, gpus=args.gpus, workers=args.workers,
                   resume=not args.no_resume, train=not args.no_train)
     try:
         paths = run_notebooks(args.paper, args.tables, scale=args.scale, jobs=args.jobs, out=args.out, **params)
@@ -193,6 +194,8 @@ def register(sub) -> None:
                    help='a released teacher (zoo name) to evaluate and distil from instead of training it')
     p.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
     p.add_argument('--gpus', type=int, default=1, help='processes per run (torchrun) when > 1')
+    p.add_argument('-w', '--workers', type=int, default=1,
+                   help='runs trained at once on the CPU (each in its own process, cores / N threads)')
     p.add_argument('--no-resume', action='store_true', help='restart interrupted runs instead of resuming')
     p.add_argument('--no-train', action='store_true', help='only show what is stored (the rest: pending)')
     p.add_argument('--plan', action='store_true', help='print the runs the rows need; train nothing')

@@ -22,8 +22,11 @@ from kdlab.errors import KdlabError
 
 
 def launch(cfg, *, name: str, store, key: str, extra: Optional[dict] = None, gpus: int = 1, device: str = 'auto',
-           resume: bool = True, progress: bool = True) -> dict:
-    """Execute ``cfg`` (references resolved) on ``gpus`` processes; return the stored record."""
+           resume: bool = True, progress: bool = True, threads: Optional[int] = None,
+           console: Optional[str] = None) -> dict:
+    """Execute ``cfg`` (references resolved) on ``gpus`` processes; return the stored record. ``threads``:
+    CPU threads per process (default: ``$OMP_NUM_THREADS``, else 1). ``console``: a file name in the run's work
+    dir that takes the processes' console output (appended), instead of this process's stdout."""
     with store.lock(key):
         if store.load(key) is not None:            # another process finished it meanwhile
             return store.load(key)
@@ -31,7 +34,8 @@ def launch(cfg, *, name: str, store, key: str, extra: Optional[dict] = None, gpu
         if not resume and work.is_dir():
             shutil.rmtree(work)                    # start again (before any child could resume from it)
         return _launch(cfg, name=name, store=store, key=key, extra=extra, gpus=gpus, device=device,
-                       progress=progress, work=work, port=_free_port())
+                       progress=progress, work=work, port=_free_port(), threads=threads,
+                       console=console)
 
 
 def _free_port() -> int:
@@ -40,7 +44,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(cfg, *, name, store, key, extra, gpus, device, progress, work, port) -> dict:
+def _launch(cfg, *, name, store, key, extra, gpus, device, progress, work, port, threads, console) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     path = work / 'launch_config.py'
     cfg.dump(str(path))
@@ -52,8 +56,14 @@ def _launch(cfg, *, name, store, key, extra, gpus, device, progress, work, port)
     env = dict(os.environ)
     if device == 'cpu':
         env['CUDA_VISIBLE_DEVICES'] = ''
+    if threads:
+        env['OMP_NUM_THREADS'] = env['MKL_NUM_THREADS'] = str(threads)
     env.setdefault('OMP_NUM_THREADS', '1')
-    done = subprocess.run(cmd, env=env)
+    if console:
+        with open(work / console, 'a') as out:
+            done = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    else:
+        done = subprocess.run(cmd, env=env)
     record = store.load(key)
     if done.returncode != 0 or record is None:
         raise KdlabError(f'run {key} ({name}) failed on {gpus} process(es) (exit {done.returncode})',

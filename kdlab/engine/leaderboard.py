@@ -116,14 +116,15 @@ def board(plans, unavailable, store: RunStore, seeds: Sequence[int]):
 
 
 def leaderboard(pairs=DEFAULT_PAIRS, methods=None, seeds=(0, 1, 2), scale: str = 'mini', *, store=None,
-                train: bool = True, progress: bool = True, data_root=None):
-    """Plan, train what is missing (``train``), and return :func:`board`."""
+                train: bool = True, progress: bool = True, data_root=None, workers: int = 1):
+    """Plan, train what is missing (``train``; ``workers`` runs at a time on the CPU:
+    :func:`kdlab.engine.planner.execute_plan`), and return :func:`board`."""
     store = store or RunStore()
     plans, unavailable = plan_board(pairs, methods, seeds, scale, data_root=data_root)
     if train:
         from tqdm.auto import tqdm
         for plan in tqdm(list(plans.values()), desc='leaderboard cells', unit='cell', disable=not progress):
-            execute_plan(plan, store, progress=progress)
+            execute_plan(plan, store, progress=progress, workers=workers)
     frame = board(plans, unavailable, store, seeds)
     frame.attrs['scale'] = scale
     return frame
@@ -132,7 +133,7 @@ def leaderboard(pairs=DEFAULT_PAIRS, methods=None, seeds=(0, 1, 2), scale: str =
 def main(args) -> int:
     pairs = [parse_pair(p) for p in args.pairs] if args.pairs else DEFAULT_PAIRS
     frame = leaderboard(pairs, args.methods, args.seeds, args.scale, store=RunStore(args.results) if args.results
-                        else None, train=not args.no_train)
+                        else None, train=not args.no_train, workers=args.workers)
     print(frame.to_string(index=False, float_format=lambda v: f'{v:.1f}'))
     out = Path(args.out) if args.out else repo_root() / 'results' / 'leaderboard'
     atomic_write_text(out / f'leaderboard_{args.scale}.csv', frame.to_csv(index=False))
@@ -149,4 +150,6 @@ def register(sub) -> None:
     p.add_argument('--results', default=None, help='run store (default: results/runs)')
     p.add_argument('--out', default=None, help='folder of the CSV (default: results/leaderboard)')
     p.add_argument('--no-train', action='store_true', help='only what is stored (the rest: pending)')
+    p.add_argument('-w', '--workers', type=int, default=1,
+                   help='runs trained at once on the CPU (each in its own process, cores / N threads)')
     p.set_defaults(func=main)

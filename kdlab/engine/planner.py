@@ -289,20 +289,27 @@ def resolve_refs(cfg, store):
 
 
 def execute_plan(plan: Plan, store=None, *, progress: bool = True, only: Optional[Sequence[str]] = None,
-                 resume: bool = True, gpus: int = 1, device: str = 'auto', launcher: Optional[str] = None):
-    """Train what is not stored yet, in order; return ``{key: record}``.
+                 resume: bool = True, gpus: int = 1, device: str = 'auto', launcher: Optional[str] = None,
+                 workers: int = 1):
+    """Train what is not stored yet, dependencies first; return ``{key: record}``.
 
     ``gpus`` > 1, or ``device='cpu'`` on a machine with a GPU, runs each run in its own processes
     (:func:`kdlab.engine.launch.launch`: torchrun, one process per GPU, gloo on CPU); ``launcher``:
     this process is already one of several (``kdlab train --launcher pytorch`` under torchrun / srun).
+    ``workers`` > 1 (CPU): that many runs train at once, see :func:`_execute_concurrently`.
     """
-    from kdlab.engine.checkpoints import check_checkpoint
     from kdlab.engine.launch import launch
     from kdlab.engine.reproduce import check_device
     from kdlab.engine.runner import execute
     from kdlab.engine.store import RunStore
     store = store or RunStore()
     device = check_device(device)
+    if workers > 1 and gpus > 1:
+        raise KdlabError(f'workers={workers} with gpus={gpus}: choose one', 'workers: several runs at once on the '
+                         'CPU; gpus: one run on several processes')
+    if workers > 1:
+        return _execute_concurrently(plan, store, workers=workers, progress=progress, only=only, resume=resume,
+                                     device=device)
     import torch
     apart = gpus > 1 or (device == 'cpu' and torch.cuda.is_available())
     out = {}
@@ -313,21 +320,109 @@ def execute_plan(plan: Plan, store=None, *, progress: bool = True, only: Optiona
         if cached is not None:
             out[run.key] = cached
             continue
-        for need in run.needs:  # a teacher checkpoint must fit the teacher config it is loaded into
-            dep = plan.runs.get(need)
-            rec = store.load(need)
-            if dep is not None and rec is not None and not checkpoint_present(rec):
-                rec = out[need] = _rebuild(plan, dep, rec, store, progress=progress)
-            if dep is not None and dep.role == 'teacher' and rec is not None:
-                check_checkpoint(dep.cfg.model.to_dict(), rec['checkpoint'], what=f'checkpoint of {dep.name}')
-        cfg = resolve_refs(run.cfg, store)
-        extra = {'role': run.role, 'needs': list(run.needs), 'built_from': store.inputs(run.needs)}
+        cfg, extra = _prepare(plan, run, store, out, progress=progress)
         if apart:
             out[run.key] = launch(cfg, name=run.name, store=store, key=run.key, extra=extra, gpus=gpus,
                                   device=device, resume=resume, progress=progress)
         else:
             out[run.key] = execute(cfg, name=run.name, store=store, progress=progress, key=run.key, extra=extra,
                                    resume=resume, launcher=launcher)
+    return out
+
+
+def _prepare(plan: Plan, run: PlannedRun, store, out: dict, *, progress: bool):
+    """What ``run`` trains from: its config with the checkpoints it needs filled in (a needed run stored
+    without its checkpoint here is trained again first, into ``out``; a teacher checkpoint must fit its
+    config) and the record's ``extra``."""
+    from kdlab.engine.checkpoints import check_checkpoint
+    for need in run.needs:
+        dep = plan.runs.get(need)
+        rec = store.load(need)
+        if dep is not None and rec is not None and not checkpoint_present(rec):
+            rec = out[need] = _rebuild(plan, dep, rec, store, progress=progress)
+        if dep is not None and dep.role == 'teacher' and rec is not None:
+            check_checkpoint(dep.cfg.model.to_dict(), rec['checkpoint'], what=f'checkpoint of {dep.name}')
+    extra = {'role': run.role, 'needs': list(run.needs), 'built_from': store.inputs(run.needs)}
+    return resolve_refs(run.cfg, store), extra
+
+
+def cores() -> int:
+    """The CPU cores this process may use."""
+    import os
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+
+
+def _execute_concurrently(plan: Plan, store, *, workers: int, progress: bool, only: Optional[Sequence[str]],
+                          resume: bool, device: str) -> dict:
+    """``workers`` runs at a time, each in its own process (:func:`kdlab.engine.launch.launch`, one process)
+    with ``cores() // workers`` threads; a run starts once every run it needs is stored. On a 2-core CPU two
+    one-thread trainings do more per hour than one two-thread training, and a table's teachers, baselines and
+    distilled students are mostly independent. A run gives the result it gives alone (same config, seed and
+    deterministic CPU kernels; ``tests/test_reproduce_runs.py``). A failing run stops nothing already
+    training; the runs that need it are not started, and the first failure is raised once the others end.
+    Runs stored without their checkpoint here (:func:`_rebuild`) are trained again first, one at a time."""
+    import concurrent.futures as futures
+    from kdlab.engine.launch import launch
+    if device != 'cpu':
+        raise KdlabError(f'workers={workers} trains several runs at once on the CPU; on {device} use gpus=N '
+                         '(one run on N GPUs) and workers=1', "or pass device='cpu'")
+    threads = max(1, cores() // workers)
+    out, todo = {}, {}
+    for run in plan.ordered():
+        if only is not None and run.key not in only:
+            continue
+        cached = store.load(run.key)
+        if cached is not None:
+            out[run.key] = cached
+        else:
+            todo[run.key] = run
+    for run in todo.values():          # the checkpoints the runs need that are not on this machine
+        for need in run.needs:
+            rec = store.load(need)
+            if need in plan.runs and rec is not None and not checkpoint_present(rec):
+                out[need] = _rebuild(plan, plan.runs[need], rec, store, progress=progress)
+    failed: Dict[str, BaseException] = {}
+    running: Dict[object, PlannedRun] = {}
+
+    def ready(run: PlannedRun) -> bool:
+        return all(need not in plan.runs or store.load(need) is not None for need in run.needs)
+
+    with futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        while todo or running:
+            blocked = True
+            while blocked:                   # the runs that need a failed run, and those that need them
+                blocked = [k for k, r in todo.items() if any(n in failed for n in r.needs)]
+                for key in blocked:
+                    failed[key] = KdlabError(f'not trained: {todo.pop(key).name} needs a run that failed')
+            for key, run in list(todo.items()):
+                if len(running) < workers and ready(run):
+                    cfg, extra = _prepare(plan, run, store, out, progress=progress)
+                    if progress:
+                        print(f'[{run.role}] {run.name}: training ({threads} thread{"s" * (threads > 1)}; '
+                              f'console: {store.work_dir(key) / "console.log"})', flush=True)
+                    running[pool.submit(launch, cfg, name=run.name, store=store, key=key, extra=extra, gpus=1,
+                                        device='cpu', resume=resume, progress=False, threads=threads,
+                                        console='console.log')] = run
+                    del todo[key]
+            if not running:
+                if not todo:                 # what was left needed a failed run
+                    break
+                missing = sorted({n for r in todo.values() for n in r.needs if store.load(n) is None})
+                raise KdlabError(f'{len(todo)} run(s) need runs that are neither stored nor planned here: '
+                                 + ', '.join(missing), 'train the whole plan (no `only`), or those runs first')
+            finished, _ = futures.wait(list(running), return_when=futures.FIRST_COMPLETED)
+            for fut in finished:
+                run = running.pop(fut)
+                try:
+                    out[run.key] = fut.result()
+                except Exception as err:             # noqa: BLE001  (raised below, after the others)
+                    failed[run.key] = err
+                    continue
+                if progress:
+                    m = out[run.key].get('metrics', {}).get('mAP')
+                    print(f'[{run.role}] {run.name}: stored, mAP {m}', flush=True)
+    if failed:
+        raise next(iter(failed.values()))
     return out
 
 

@@ -111,12 +111,14 @@ class Reproduction:
 
     # ------------------------------------------------------------------ training
     def run(self, *, progress: bool = True, resume: bool = True, gpus: int = 1, device: str = 'auto',
-            launcher: Optional[str] = None) -> Dict[str, dict]:
+            launcher: Optional[str] = None, workers: int = 1) -> Dict[str, dict]:
         """Train and evaluate every pending run, seed by seed, dependencies first; returns ``{key: record}``.
 
         ``resume=False`` restarts interrupted runs instead of resuming them (finished runs are kept: they are
         the same computation). ``gpus`` > 1 launches each run on that many processes with torchrun
         (mmengine's ``pytorch`` launcher; gloo on CPU). ``device``: ``'auto'``, ``'cpu'`` or ``'cuda'``.
+        ``workers`` > 1 (CPU): that many runs train at once, a run once those it needs are stored
+        (:func:`kdlab.engine.planner.execute_plan`).
         """
         out: Dict[str, dict] = {}
         todo = {r.key for r in self.pending()}
@@ -125,7 +127,7 @@ class Reproduction:
                   f'{len(self.runs())} unique runs, {len(todo)} to train', flush=True)
         for seed in self.seeds:
             out.update(execute_plan(self.plans[seed], self.store, progress=progress, resume=resume, gpus=gpus,
-                                    device=device, launcher=launcher))
+                                    device=device, launcher=launcher, workers=workers))
         return out
 
     # ------------------------------------------------------------------ the comparison
