@@ -166,16 +166,63 @@ def test_with_two_workers_a_failing_run_stops_only_the_runs_that_need_it(smoke_d
     assert 'NoSuchDetector' in (store.work_dir(teacher) / 'console.log').read_text()
 
 
-def test_a_needed_checkpoint_missing_here_is_trained_again(smoke_data, tmp_path):
+def test_interrupting_two_workers_stops_their_trainings(smoke_data, tmp_path):
+    """A Ctrl-C (or a Jupyter interrupt, which reaches the kernel only) while two runs train: both trainings
+    and their torchrun workers end, and the interrupt reaches the caller; a rerun resumes (tested above)."""
+    import signal
+    import threading
+    import time
+    from kdlab.engine import launch
+    from kdlab.engine.planner import execute_plan, plan_pair
+    plan = plan_pair('retinanet_r18', ['retinanet_r50'], 'pkd', 'smoke', teacher_schedule='1x')
+    store = RunStore(tmp_path / 'runs', tmp_path / 'work')
+    started, main = [], threading.main_thread().ident
+
+    def interrupt_once_both_train():
+        deadline = time.time() + 120
+        while time.time() < deadline and len(_workers(tmp_path)) < 2:     # torchrun has started both workers
+            time.sleep(0.2)
+        started.extend(launch._CHILDREN)
+        signal.pthread_kill(main, signal.SIGINT)
+
+    threading.Thread(target=interrupt_once_both_train, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        execute_plan(plan, store, progress=False, workers=2, device='cpu')
+    assert len(started) == 2 and all(p.poll() is not None for p in started)
+    assert not launch._CHILDREN and _workers(tmp_path) == []      # no worker left training unseen
+    for row in ('teacher:retinanet_r50', 'baseline', 'distilled'):  # stopped, not waited for
+        assert store.load(plan.rows[row]) is None, row
+
+
+def _workers(tmp_path) -> list:
+    """The pids of the training processes (torchrun's workers) whose config lies under ``tmp_path``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open(f'/proc/{pid}/cmdline', 'rb') as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if str(tmp_path).encode() in cmd and b'kdlab.engine.launch' in cmd and b'torch.distributed.run' not in cmd:
+            found.append(pid)
+    return found
+
+
+@pytest.mark.parametrize('workers', [1, 2])
+def test_a_needed_checkpoint_missing_here_is_trained_again(smoke_data, tmp_path, workers):
+    """With two workers the teacher is trained again in its own process, beside the baseline, and its
+    student starts once the new checkpoint is stored, not on the old record."""
     from kdlab.engine.planner import execute_plan, plan_pair
     store = RunStore(tmp_path / 'runs', tmp_path / 'work')
     plan = plan_pair('retinanet_r18', ['retinanet_r50'], 'pkd', 'smoke', teacher_schedule='1x')
     teacher = plan.rows['teacher:retinanet_r50']
     first = execute_plan(plan, store, progress=False, only=[teacher])[teacher]
     os.remove(first['checkpoint'])                       # the store came from another machine
-    records = execute_plan(plan, store, progress=False)
+    records = execute_plan(plan, store, progress=False, workers=workers, device='cpu')
     rebuilt = store.load(teacher)
     assert os.path.isfile(rebuilt['checkpoint']) and rebuilt['previous_metrics'] == first['metrics']
+    assert rebuilt['started'] > first['started'] and records[teacher] == rebuilt
+    assert store.load(plan.rows['distilled'])['built_from'][teacher]['started'] == rebuilt['started']
     assert rebuilt['metrics'] == first['metrics']        # same key, same seed, CPU: the same computation
     assert store.load(plan.rows['distilled']) == records[plan.rows['distilled']]
 

@@ -92,7 +92,7 @@ def _watch_runs(paper: str, tables: List[str], scale: str, params: dict, stop: t
                            store=RunStore(params.get('results_dir'), params.get('work_dir')))
     except KdlabError:
         return                 # the notebook fails on the same input and says so
-    from kdlab.engine.planner import checkpoint_present
+    from kdlab.engine.store import checkpoint_present
     keys = [r.key for r in job.pending()]
     rebuild = [r.key for r in job.to_rebuild()]        # stored, but their checkpoint is trained again first
     bar = tqdm(total=len(keys) + len(rebuild), desc=f'{paper} {" ".join(tables)} ({scale}): runs', unit='run')

@@ -18,24 +18,27 @@ import subprocess
 import sys
 from typing import Optional
 
+from kdlab.engine.store import checkpoint_present
 from kdlab.errors import KdlabError
 
 
 def launch(cfg, *, name: str, store, key: str, extra: Optional[dict] = None, gpus: int = 1, device: str = 'auto',
            resume: bool = True, progress: bool = True, threads: Optional[int] = None,
-           console: Optional[str] = None) -> dict:
+           console: Optional[str] = None, overwrite: bool = False) -> dict:
     """Execute ``cfg`` (references resolved) on ``gpus`` processes; return the stored record. ``threads``:
     CPU threads per process (default: ``$OMP_NUM_THREADS``, else 1). ``console``: a file name in the run's work
-    dir that takes the processes' console output (appended), instead of this process's stdout."""
+    dir that takes the processes' console output (appended), instead of this process's stdout. ``overwrite``:
+    train a stored run again (its checkpoint is not on this machine) and replace its record."""
     with store.lock(key):
-        if store.load(key) is not None:            # another process finished it meanwhile
-            return store.load(key)
+        rec = store.load(key)
+        if rec is not None and (not overwrite or checkpoint_present(rec)):    # another process finished it
+            return rec
         work = store.work_dir(key)
         if not resume and work.is_dir():
             shutil.rmtree(work)                    # start again (before any child could resume from it)
         return _launch(cfg, name=name, store=store, key=key, extra=extra, gpus=gpus, device=device,
                        progress=progress, work=work, port=_free_port(), threads=threads,
-                       console=console)
+                       console=console, overwrite=overwrite)
 
 
 def _free_port() -> int:
@@ -44,7 +47,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(cfg, *, name, store, key, extra, gpus, device, progress, work, port, threads, console) -> dict:
+def _launch(cfg, *, name, store, key, extra, gpus, device, progress, work, port, threads, console,
+            overwrite=False) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     path = work / 'launch_config.py'
     cfg.dump(str(path))
@@ -53,6 +57,8 @@ def _launch(cfg, *, name, store, key, extra, gpus, device, progress, work, port,
            '--results', str(store.root), '--work', str(store.work_root), '--extra', json.dumps(extra or {})]
     if not progress:
         cmd.append('--quiet')
+    if overwrite:
+        cmd.append('--overwrite')
     env = dict(os.environ)
     if device == 'cpu':
         env['CUDA_VISIBLE_DEVICES'] = ''
@@ -61,14 +67,52 @@ def _launch(cfg, *, name, store, key, extra, gpus, device, progress, work, port,
     env.setdefault('OMP_NUM_THREADS', '1')
     if console:
         with open(work / console, 'a') as out:
-            done = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+            returncode = _run_child(cmd, env, stdout=out, stderr=subprocess.STDOUT)
     else:
-        done = subprocess.run(cmd, env=env)
+        returncode = _run_child(cmd, env)
     record = store.load(key)
-    if done.returncode != 0 or record is None:
-        raise KdlabError(f'run {key} ({name}) failed on {gpus} process(es) (exit {done.returncode})',
+    if returncode != 0 or record is None or (overwrite and not checkpoint_present(record)):
+        raise KdlabError(f'run {key} ({name}) failed on {gpus} process(es) (exit {returncode})',
                          f'see the log under {work}; rerun to resume from its last checkpoint')
     return record
+
+
+#: The torchrun processes this process has started and that have not ended (several with ``workers``).
+_CHILDREN: set = set()
+
+
+def _run_child(cmd, env, **streams) -> int:
+    """Run torchrun to its end; stopped (its workers with it) if this thread is interrupted."""
+    proc = subprocess.Popen(cmd, env=env, **streams)
+    _CHILDREN.add(proc)
+    try:
+        return proc.wait()
+    except BaseException:
+        _stop(proc)
+        raise
+    finally:
+        _CHILDREN.discard(proc)
+
+
+def stop_children(grace_s: float = 30.0) -> int:
+    """Stop every training this process launched and wait for them to end; returns how many were running.
+    SIGTERM first: torchrun passes it on to its workers, so none is left training unseen (a Jupyter interrupt
+    reaches the kernel only). What they trained since their last checkpoint is lost; a rerun resumes there."""
+    procs = [p for p in list(_CHILDREN) if p.poll() is None]
+    for proc in procs:
+        _stop(proc, grace_s)
+    return len(procs)
+
+
+def _stop(proc, grace_s: float = 30.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def main(argv=None) -> int:
@@ -81,6 +125,7 @@ def main(argv=None) -> int:
     ap.add_argument('--work', required=True)
     ap.add_argument('--extra', default='{}')
     ap.add_argument('--quiet', action='store_true')
+    ap.add_argument('--overwrite', action='store_true', help='train a stored run again and replace its record')
     args = ap.parse_args(argv)
     import kdlab  # noqa: F401  (compat fixes)
     from mmengine.config import Config
@@ -90,7 +135,7 @@ def main(argv=None) -> int:
     rank = int(os.environ.get('RANK', '0'))
     execute(cfg, name=args.name, store=RunStore(args.results, args.work), key=args.key,
             extra=json.loads(args.extra), progress=not args.quiet and rank == 0,
-            launcher='pytorch')
+            launcher='pytorch', overwrite=args.overwrite)
     return 0
 
 

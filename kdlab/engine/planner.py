@@ -20,6 +20,7 @@ import re
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from kdlab.engine.runner import run_key
+from kdlab.engine.store import checkpoint_present
 from kdlab.errors import KdlabError
 
 _REF = re.compile(r'<run:([0-9a-f]{16})>')
@@ -360,9 +361,10 @@ def _execute_concurrently(plan: Plan, store, *, workers: int, progress: bool, on
     distilled students are mostly independent. A run gives the result it gives alone (same config, seed and
     deterministic CPU kernels; ``tests/test_reproduce_runs.py``). A failing run stops nothing already
     training; the runs that need it are not started, and the first failure is raised once the others end.
-    Runs stored without their checkpoint here (:func:`_rebuild`) are trained again first, one at a time."""
+    A stored run whose checkpoint a run here needs and this machine lacks is trained again like the others,
+    before the runs that need it (:func:`_rebuild` says how it is recorded). An interrupt stops the trainings too (:func:`kdlab.engine.launch.stop_children`) before it is re-raised."""
     import concurrent.futures as futures
-    from kdlab.engine.launch import launch
+    from kdlab.engine.launch import stop_children
     if device != 'cpu':
         raise KdlabError(f'workers={workers} trains several runs at once on the CPU; on {device} use gpus=N '
                          '(one run on N GPUs) and workers=1', "or pass device='cpu'")
@@ -376,61 +378,84 @@ def _execute_concurrently(plan: Plan, store, *, workers: int, progress: bool, on
             out[run.key] = cached
         else:
             todo[run.key] = run
-    for run in todo.values():          # the checkpoints the runs need that are not on this machine
+    rebuild = {}                       # stored runs whose checkpoint a run here needs and this machine lacks
+
+    def visit(run: PlannedRun) -> None:
         for need in run.needs:
             rec = store.load(need)
-            if need in plan.runs and rec is not None and not checkpoint_present(rec):
-                out[need] = _rebuild(plan, plan.runs[need], rec, store, progress=progress)
+            if need in plan.runs and rec is not None and not checkpoint_present(rec) and need not in rebuild:
+                rebuild[need] = rec
+                visit(plan.runs[need])
+    for run in list(todo.values()):
+        visit(run)
+    todo = {r.key: r for r in plan.ordered() if r.key in todo or r.key in rebuild}
     failed: Dict[str, BaseException] = {}
     running: Dict[object, PlannedRun] = {}
 
-    def ready(run: PlannedRun) -> bool:
-        return all(need not in plan.runs or store.load(need) is not None for need in run.needs)
-
     with futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        while todo or running:
-            blocked = True
-            while blocked:                   # the runs that need a failed run, and those that need them
-                blocked = [k for k, r in todo.items() if any(n in failed for n in r.needs)]
-                for key in blocked:
-                    failed[key] = KdlabError(f'not trained: {todo.pop(key).name} needs a run that failed')
-            for key, run in list(todo.items()):
-                if len(running) < workers and ready(run):
-                    cfg, extra = _prepare(plan, run, store, out, progress=progress)
-                    if progress:
-                        print(f'[{run.role}] {run.name}: training ({threads} thread{"s" * (threads > 1)}; '
-                              f'console: {store.work_dir(key) / "console.log"})', flush=True)
-                    running[pool.submit(launch, cfg, name=run.name, store=store, key=key, extra=extra, gpus=1,
-                                        device='cpu', resume=resume, progress=False, threads=threads,
-                                        console='console.log')] = run
-                    del todo[key]
-            if not running:
-                if not todo:                 # what was left needed a failed run
-                    break
-                missing = sorted({n for r in todo.values() for n in r.needs if store.load(n) is None})
-                raise KdlabError(f'{len(todo)} run(s) need runs that are neither stored nor planned here: '
-                                 + ', '.join(missing), 'train the whole plan (no `only`), or those runs first')
-            finished, _ = futures.wait(list(running), return_when=futures.FIRST_COMPLETED)
-            for fut in finished:
-                run = running.pop(fut)
-                try:
-                    out[run.key] = fut.result()
-                except Exception as err:             # noqa: BLE001  (raised below, after the others)
-                    failed[run.key] = err
-                    continue
-                if progress:
-                    m = out[run.key].get('metrics', {}).get('mAP')
-                    print(f'[{run.role}] {run.name}: stored, mAP {m}', flush=True)
+        try:
+            _dispatch(plan, store, pool, todo, running, out, failed, rebuild, workers=workers, threads=threads,
+                      progress=progress, resume=resume)
+        except BaseException:        # an interrupt (Ctrl-C, a Jupyter interrupt) or an error here: the trainings
+            pool.shutdown(wait=False, cancel_futures=True)       # stop too; a rerun resumes their checkpoints
+            while not all(f.done() for f in running):            # (a launch may start its process meanwhile)
+                stop_children()
+                futures.wait(list(running), timeout=1.0)
+            raise
     if failed:
         raise next(iter(failed.values()))
     return out
 
 
-def checkpoint_present(record) -> bool:
-    """Whether a stored run's checkpoint is on this machine (or is a URL)."""
-    import os
-    ckpt = record.get('checkpoint')
-    return bool(ckpt) and ('://' in str(ckpt) or os.path.isfile(ckpt))
+def _dispatch(plan: Plan, store, pool, todo: dict, running: dict, out: dict, failed: dict, rebuild: dict, *,
+              workers: int, threads: int, progress: bool, resume: bool) -> None:
+    """The loop of :func:`_execute_concurrently`: start the runs that are ready, collect those that end.
+    ``rebuild``: key -> stored record of the runs in ``todo`` that are trained again for their checkpoint."""
+    import concurrent.futures as futures
+    from kdlab.engine.launch import launch
+
+    def ready(run: PlannedRun) -> bool:
+        waiting = set(todo) | {r.key for r in running.values()}
+        return all(need not in plan.runs or (need not in waiting and store.load(need) is not None)
+                   for need in run.needs)
+
+    while todo or running:
+        blocked = True
+        while blocked:                   # the runs that need a failed run, and those that need them
+            blocked = [k for k, r in todo.items() if any(n in failed for n in r.needs)]
+            for key in blocked:
+                failed[key] = KdlabError(f'not trained: {todo.pop(key).name} needs a run that failed')
+        for key, run in list(todo.items()):
+            if len(running) < workers and ready(run):
+                cfg, extra = _prepare(plan, run, store, out, progress=progress)
+                if key in rebuild:
+                    extra['previous_metrics'] = rebuild[key].get('metrics')
+                if progress:
+                    again = (f'stored, but its checkpoint {rebuild[key].get("checkpoint")} is not on this machine; '
+                             'training it again' if key in rebuild else 'training')
+                    print(f'[{run.role}] {run.name}: {again} ({threads} thread{"s" * (threads > 1)}; '
+                          f'console: {store.work_dir(key) / "console.log"})', flush=True)
+                running[pool.submit(launch, cfg, name=run.name, store=store, key=key, extra=extra, gpus=1,
+                                    device='cpu', resume=resume, progress=False, threads=threads,
+                                    console='console.log', overwrite=key in rebuild)] = run
+                del todo[key]
+        if not running:
+            if not todo:                 # what was left needed a failed run
+                break
+            missing = sorted({n for r in todo.values() for n in r.needs if store.load(n) is None})
+            raise KdlabError(f'{len(todo)} run(s) need runs that are neither stored nor planned here: '
+                             + ', '.join(missing), 'train the whole plan (no `only`), or those runs first')
+        finished, _ = futures.wait(list(running), return_when=futures.FIRST_COMPLETED)
+        for fut in finished:
+            run = running.pop(fut)
+            try:
+                out[run.key] = fut.result()
+            except Exception as err:             # noqa: BLE001  (raised once the others end)
+                failed[run.key] = err
+                continue
+            if progress:
+                m = out[run.key].get('metrics', {}).get('mAP')
+                print(f'[{run.role}] {run.name}: stored, mAP {m}', flush=True)
 
 
 def _rebuild(plan: Plan, run: PlannedRun, record: dict, store, *, progress: bool) -> dict:

@@ -56,7 +56,7 @@ class Reproduction:
     def to_rebuild(self) -> List[PlannedRun]:
         """Stored runs trained again before the pending ones: a pending run needs their checkpoint (a teacher,
         an earlier stage) and it is not on this machine (:func:`kdlab.engine.planner.execute_plan`)."""
-        from kdlab.engine.planner import checkpoint_present
+        from kdlab.engine.store import checkpoint_present
         runs, out = self.runs(), {}
 
         def visit(run: PlannedRun) -> None:

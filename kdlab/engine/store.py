@@ -77,6 +77,12 @@ def file_digest(path: Optional[str]) -> Optional[str]:
     return h.hexdigest()[:16]
 
 
+def checkpoint_present(record) -> bool:
+    """Whether a stored run's checkpoint is on this machine (or is a URL)."""
+    ckpt = record.get('checkpoint')
+    return bool(ckpt) and ('://' in str(ckpt) or os.path.isfile(ckpt))
+
+
 def rebuilt_note(rebuilt: Sequence[dict]) -> str:
     """What :meth:`RunStore.rebuilt_inputs` found, in words (empty when nothing was rebuilt)."""
     def fmt(v):
