@@ -202,6 +202,24 @@ def test_a_row_distilled_from_an_earlier_build_of_its_teacher_says_so(tmp_path):
     assert 'note' not in report.human_columns(job.compare('table1'))
 
 
+def test_a_teacher_below_its_baseline_student_is_noted(tmp_path):
+    """At mini scale a one-stage teacher can score below a two-stage student's baseline (DFMSD Table 4:
+    FCOS-X101 58.6, Faster R-CNN-R50 77.0): the row says so instead of reading as an ordinary gain."""
+    store = _store(tmp_path)
+    row_id = 'retinanet_x101.retinanet_r50.pkd'
+    job = reproduction('dcsf_kd', ['table1'], 'smoke', rows=[row_id], store=store)
+    ref = f'dcsf_kd/table1/{row_id}'
+    plan = job.plans[0]
+    (teacher,) = plan.runs[plan.rows[ref]].needs
+    _fake_record(store, plan.baselines[ref], 40.0)
+    _fake_record(store, teacher, 48.2, name='T')
+    _fake_record(store, plan.rows[ref], 45.0, needs=[teacher], built_from=store.inputs([teacher]))
+    assert job.compare('table1').loc[0, 'note'] == ''
+    _fake_record(store, plan.baselines[ref], 50.0)
+    assert job.compare('table1').loc[0, 'note'] == ('teacher below the baseline student at this scale '
+                                                     '(48.2 vs 50.0 mAP)')
+
+
 def test_the_leaderboard_notes_students_of_an_earlier_teacher_build(tmp_path):
     from kdlab.engine.leaderboard import board, plan_board
     store = _store(tmp_path)

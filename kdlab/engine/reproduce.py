@@ -219,7 +219,8 @@ def compare_rows(paper: str, table: str, plans: Dict[int, Plan], store: RunStore
     (as recorded in the run's ``built_from``, else the stored teacher's), so that a student's number is read
     beside the teacher it had at this scale; ``gain paper`` / ``gain kdlab`` / ``gain sd``: :data:`GAIN_METRIC` of the row minus its
     baseline student's; ``runs``: the row's run key per seed; ``note``: a teacher or earlier stage trained
-    again after the row's run distilled from it (:meth:`RunStore.rebuilt_inputs`), with both builds' mAP. ``attrs``: paper, table, title, source, scale,
+    again after the row's run distilled from it (:meth:`RunStore.rebuilt_inputs`), with both builds' mAP; a
+    teacher that scored below the row's baseline student at this scale. ``attrs``: paper, table, title, source, scale,
     seeds.
     """
     import pandas as pd
@@ -249,10 +250,14 @@ def compare_rows(paper: str, table: str, plans: Dict[int, Plan], store: RunStore
             for m in metrics:
                 if run['metrics'].get(m) is not None:
                     per_metric[m].append(float(run['metrics'][m]))
-            teacher_values += _teacher_metric(plans[s], key, run, store)
+            teachers = _teacher_metric(plans[s], key, run, store)
+            teacher_values += teachers
             base = store.load(plans[s].baselines.get(ref, '')) if r.method != 'baseline' else run
             if base is not None and run['metrics'].get(GAIN_METRIC) is not None:
                 gain_values.append(float(run['metrics'][GAIN_METRIC]) - float(base['metrics'][GAIN_METRIC]))
+            note = _weak_teacher_note(teachers, base if r.method != 'baseline' else None)
+            if note and note not in notes:
+                notes.append(note)
         if skipped:
             status = f'skipped: {skipped}'
         elif not done:
@@ -282,6 +287,16 @@ def compare_rows(paper: str, table: str, plans: Dict[int, Plan], store: RunStore
     frame.attrs.update(paper=paper, table=table, title=data['title'], source=data['source'], scale=scale,
                        seeds=list(seeds), metrics=metrics)
     return frame
+
+
+def _weak_teacher_note(teachers: List[float], base: Optional[dict]) -> str:
+    """Says so when a teacher scored below the baseline student at this scale: the papers' premise (a teacher
+    stronger than its student) does not hold for that row, which changes what its gain means."""
+    b = ((base or {}).get('metrics') or {}).get(GAIN_METRIC)
+    weak = [t for t in teachers if b is not None and t < float(b)]
+    if not weak:
+        return ''
+    return f'teacher below the baseline student at this scale ({min(weak):.1f} vs {float(b):.1f} mAP)'
 
 
 def _teacher_metric(plan: Plan, key: str, run: dict, store: RunStore) -> List[float]:
