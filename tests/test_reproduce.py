@@ -148,6 +148,21 @@ def test_leaderboard_cells_are_mean_and_spread_over_seeds(tmp_path):
     assert methods[:3] == ['teacher', 'baseline', 'pkd']     # sorted by gain after teacher and baseline
 
 
+def test_the_board_trains_each_shared_run_once_in_one_plan():
+    """Teachers and baselines are shared by the methods of a pair and seed: one run each, before the students
+    that need them, all in one plan so that workers overlap cells."""
+    from kdlab.engine.leaderboard import board_plan, plan_board
+    plans, _ = plan_board([('retinanet_r18', 'retinanet_r50')], ['pkd', 'mgd'], seeds=(0, 1), scale='smoke')
+    merged = board_plan(plans)
+    assert set(merged.runs) == {k for plan in plans.values() for k in plan.runs}
+    roles = sorted(r.role for r in merged.ordered())
+    assert roles == ['baseline'] * 2 + ['distilled'] * 4 + ['teacher'] * 2     # 2 seeds x (teacher, baseline)
+    seen = set()
+    for run in merged.ordered():
+        assert set(run.needs) <= seen, f'{run.name} comes before a run it needs'
+        seen.add(run.key)
+
+
 def test_a_stored_teacher_without_its_checkpoint_here_is_counted_as_a_rebuild(tmp_path):
     store = _store(tmp_path)
     job = reproduction('pkd', ['abstract'], 'smoke', store=store)
