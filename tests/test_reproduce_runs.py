@@ -185,9 +185,15 @@ def test_interrupting_two_workers_stops_their_trainings(smoke_data, tmp_path):
         started.extend(launch._CHILDREN)
         signal.pthread_kill(main, signal.SIGINT)
 
+    # Python ignores SIGINT when it was started with SIGINT ignored (`nohup cmd &` from a script): the
+    # handler a terminal or Jupyter gives is installed here so that the test does not depend on its parent.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Thread(target=interrupt_once_both_train, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
-        execute_plan(plan, store, progress=False, workers=2, device='cpu')
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            execute_plan(plan, store, progress=False, workers=2, device='cpu')
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert len(started) == 2 and all(p.poll() is not None for p in started)
     assert not launch._CHILDREN and _workers(tmp_path) == []      # no worker left training unseen
     for row in ('teacher:retinanet_r50', 'baseline', 'distilled'):  # stopped, not waited for
