@@ -151,9 +151,10 @@ def test_leaderboard_cells_are_mean_and_spread_over_seeds(tmp_path):
 def test_the_board_trains_each_shared_run_once_in_one_plan():
     """Teachers and baselines are shared by the methods of a pair and seed: one run each, before the students
     that need them, all in one plan so that workers overlap cells."""
-    from kdlab.engine.leaderboard import board_plan, plan_board
+    from kdlab.engine.leaderboard import plan_board
+    from kdlab.engine.planner import merge_plans
     plans, _ = plan_board([('retinanet_r18', 'retinanet_r50')], ['pkd', 'mgd'], seeds=(0, 1), scale='smoke')
-    merged = board_plan(plans)
+    merged = merge_plans(plans.values(), 'smoke')
     assert set(merged.runs) == {k for plan in plans.values() for k in plan.runs}
     roles = sorted(r.role for r in merged.ordered())
     assert roles == ['baseline'] * 2 + ['distilled'] * 4 + ['teacher'] * 2     # 2 seeds x (teacher, baseline)

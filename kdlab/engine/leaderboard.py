@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from kdlab.engine.planner import Plan, execute_plan, plan_pair
+from kdlab.engine.planner import execute_plan, merge_plans, plan_pair
 from kdlab.engine.reproduce import mean_sd
 from kdlab.engine.store import RunStore, atomic_write_text, rebuilt_note, repo_root
 from kdlab.errors import KdlabError
@@ -63,18 +63,6 @@ def plan_board(pairs: Sequence[Tuple[str, str]] = DEFAULT_PAIRS, methods: Option
                     unavailable[(student, teacher, method)] = str(err).splitlines()[0]
                     break
     return plans, unavailable
-
-
-def board_plan(plans) -> Plan:
-    """The board's cells as one plan: every unique run once (a teacher or baseline shared by the methods of a
-    pair and seed is one run), each after the runs it needs, so that ``workers`` > 1 overlaps runs of
-    different cells and seeds instead of one cell at a time."""
-    merged = None
-    for plan in plans.values():
-        merged = merged or Plan(scale=plan.scale)
-        for run in plan.ordered():
-            merged.add(run)
-    return merged or Plan(scale='mini')
 
 
 def _mean_sd(values: List[float]) -> Tuple[float, float]:
@@ -134,7 +122,7 @@ def leaderboard(pairs=DEFAULT_PAIRS, methods=None, seeds=(0, 1, 2), scale: str =
     store = store or RunStore()
     plans, unavailable = plan_board(pairs, methods, seeds, scale, data_root=data_root)
     if train:
-        execute_plan(board_plan(plans), store, progress=progress, workers=workers)
+        execute_plan(merge_plans(plans.values(), scale), store, progress=progress, workers=workers)
     frame = board(plans, unavailable, store, seeds)
     frame.attrs['scale'] = scale
     return frame

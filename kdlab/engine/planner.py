@@ -253,6 +253,16 @@ def plan_pair(student: str, teachers: Sequence[str], method: str = 'pkd', scale:
     return plan
 
 
+def merge_plans(plans: Iterable[Plan], scale: str) -> Plan:
+    """Several plans (seeds of a table, cells of the leaderboard) as one: every unique run once, each after the
+    runs it needs, so that ``execute_plan(..., workers=N)`` overlaps runs of different plans."""
+    merged = Plan(scale=scale)
+    for plan in plans:
+        for run in plan.ordered():
+            merged.add(run)
+    return merged
+
+
 def plan_table(paper: str, tables: Sequence[str] = (), scale: str = 'mini', *, row_ids: Sequence[str] = (),
                **kwargs) -> Plan:
     from kdlab import papers

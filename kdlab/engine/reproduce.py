@@ -19,7 +19,7 @@ import statistics
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from kdlab.engine.planner import Plan, PlannedRun, execute_plan, plan_rows
+from kdlab.engine.planner import Plan, PlannedRun, execute_plan, merge_plans, plan_rows
 from kdlab.engine.runner import METRICS, wall_time
 from kdlab.engine.store import RunStore, rebuilt_note
 from kdlab.errors import CheckpointError, KdlabError, UnknownNameError
@@ -43,11 +43,11 @@ class Reproduction:
     # ------------------------------------------------------------------ what is planned
     def runs(self) -> Dict[str, PlannedRun]:
         """The unique runs over all seeds, dependencies first."""
-        out: Dict[str, PlannedRun] = {}
-        for seed in self.seeds:
-            for run in self.plans[seed].ordered():
-                out.setdefault(run.key, run)
-        return out
+        return self.plan().runs
+
+    def plan(self) -> Plan:
+        """Every seed's plan as one (:func:`kdlab.engine.planner.merge_plans`)."""
+        return merge_plans((self.plans[seed] for seed in self.seeds), self.scale)
 
     def pending(self) -> List[PlannedRun]:
         """Planned runs the store does not hold yet."""
@@ -112,7 +112,8 @@ class Reproduction:
     # ------------------------------------------------------------------ training
     def run(self, *, progress: bool = True, resume: bool = True, gpus: int = 1, device: str = 'auto',
             launcher: Optional[str] = None, workers: int = 1) -> Dict[str, dict]:
-        """Train and evaluate every pending run, seed by seed, dependencies first; returns ``{key: record}``.
+        """Train and evaluate every pending run of every seed, dependencies first (all seeds one plan:
+        :meth:`plan`); returns ``{key: record}``.
 
         ``resume=False`` restarts interrupted runs instead of resuming them (finished runs are kept: they are
         the same computation). ``gpus`` > 1 launches each run on that many processes with torchrun
@@ -120,15 +121,11 @@ class Reproduction:
         ``workers`` > 1 (CPU): that many runs train at once, a run once those it needs are stored
         (:func:`kdlab.engine.planner.execute_plan`).
         """
-        out: Dict[str, dict] = {}
-        todo = {r.key for r in self.pending()}
         if progress:
             print(f'{self.paper} {", ".join(self.tables)} ({self.scale}, seeds {self.seeds}): '
-                  f'{len(self.runs())} unique runs, {len(todo)} to train', flush=True)
-        for seed in self.seeds:
-            out.update(execute_plan(self.plans[seed], self.store, progress=progress, resume=resume, gpus=gpus,
-                                    device=device, launcher=launcher, workers=workers))
-        return out
+                  f'{len(self.runs())} unique runs, {len(self.pending())} to train', flush=True)
+        return execute_plan(self.plan(), self.store, progress=progress, resume=resume, gpus=gpus,
+                            device=device, launcher=launcher, workers=workers)
 
     # ------------------------------------------------------------------ the comparison
     def compare(self, table: str):
