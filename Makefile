@@ -20,6 +20,7 @@ bench: setup  ## every benchmark (one: .venv/bin/python -m benchmarks NAME)
 	$(PY) -m benchmarks feature_losses
 	$(PY) -m benchmarks train_step
 	$(PY) -m benchmarks registry_runs
+	$(PY) -m benchmarks mmcv_ops
 
 doctor: setup
 	$(PY) -m kdlab.cli doctor

@@ -1,8 +1,8 @@
-"""``python -m benchmarks [feature_losses|train_step|registry_runs] [options]``: dispatch to a benchmark
+"""``python -m benchmarks [feature_losses|train_step|registry_runs|mmcv_ops] [options]``: dispatch to a benchmark
 module's ``main`` (no name: ``feature_losses``)."""
 import sys
 
-BENCHMARKS = ('feature_losses', 'train_step', 'registry_runs')
+BENCHMARKS = ('feature_losses', 'train_step', 'registry_runs', 'mmcv_ops')
 
 
 def main(argv=None) -> int:
@@ -20,6 +20,9 @@ def main(argv=None) -> int:
     if name == 'registry_runs':
         from benchmarks import registry_runs
         return registry_runs.main(argv)
+    if name == 'mmcv_ops':
+        from benchmarks import mmcv_ops
+        return mmcv_ops.main(argv)
     return 2  # pragma: no cover
 
 

@@ -26,6 +26,13 @@ Each fix is narrow and says why it exists:
    ``tools/constraints.txt``), and setuptools warns about it once per importing module: ten identical
    lines before any command's output. kdlab silences exactly that ``UserWarning`` message; every other
    warning is shown as before.
+5. **mmcv's compiled ops without a compiler**: the default set-up installs mmcv 2.1.0 without its compiled
+   extension (it has no binary wheel for torch 2.13 and compiles for 10-30 min). :func:`kdlab.ops.install`
+   puts a finder for ``mmcv._ext`` on ``sys.meta_path`` that answers with :mod:`kdlab.ops.ext`: the ops the
+   seed tables' detectors call (nms, RoIAlign, deformable convolutions, sigmoid focal loss, multi-scale
+   deformable attention) on torchvision's kernels where torchvision loads, in plain torch elsewhere; every
+   other op raises an error naming the fix (``bash tools/bootstrap.sh --compiled-ops``). Where mmcv's compiled
+   extension is installed it is used instead (``KDLAB_MMCV_OPS`` chooses; see :mod:`kdlab.ops`).
 """
 from __future__ import annotations
 
@@ -147,6 +154,8 @@ def apply() -> None:
         return
     _install_quantization_placeholder()
     _quiet_pkg_resources_notice()
+    from kdlab import ops
+    ops.install()
     try:
         _allow_mmengine_checkpoints()
         _allow_cpu_distributed()

@@ -45,32 +45,37 @@ def checks() -> List[Tuple[str, bool, str, str]]:
     except ImportError:
         out.append(('pkg_resources (mmdet:: config paths)', False, 'missing',
                     "pip install 'setuptools>=77.0.3,<81'"))
-    out.append(_compiled_ops())
+    out.append(_mmcv_ops())
     out.append(_device())
     return out
 
 
-def _compiled_ops() -> Tuple[str, bool, str, str]:
+def _mmcv_ops() -> Tuple[str, bool, str, str]:
+    """Which implementation serves mmcv's compiled ops (kdlab.ops), and whether nms runs on each device."""
+    from kdlab import ops
+    fix_compiled = ('bash tools/bootstrap.sh --compiled-ops  (FORCE_CUDA=1 for CUDA ops; or unset '
+                    f'{ops.ENV} to use kdlab\'s compiler-free ops)')
     try:
         import torch
         from mmcv.ops import nms
+        served = ops.backend()
         boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 10., 10.]])
         nms(boxes, torch.tensor([0.9, 0.8]), 0.5)
-        found = 'CPU ops: yes'
-        fix = ''
+        found = f'{served}; CPU: yes'
         if torch.cuda.is_available():
             try:
                 nms(boxes.cuda(), torch.tensor([0.9, 0.8]).cuda(), 0.5)
-                found += ', CUDA ops: yes'
-            except Exception:  # CPU-only build of mmcv on a GPU machine
-                found += ', CUDA ops: no'
-                fix = ('rebuild mmcv with CUDA ops: install a CUDA torch 2.13.0 into .venv, then '
-                       'FORCE_CUDA=1 bash tools/bootstrap.sh')
-                return ('mmcv compiled ops', False, found, fix)
-        return ('mmcv compiled ops', True, found, fix)
+                found += ', CUDA: yes'
+            except Exception:  # a CPU-only compiled build on a GPU machine
+                return ('mmcv ops', False, found + ', CUDA: no',
+                        f'FORCE_CUDA=1 bash tools/bootstrap.sh --compiled-ops, or bash tools/bootstrap.sh '
+                        f'--compiler-free (kdlab\'s ops run on CUDA tensors)')
+            if served == 'kdlab (plain torch)':
+                found += ' (torchvision would run nms / roi_align / deform_conv2d as CUDA kernels: pip install ' \
+                         'the torchvision release built for this torch)'
+        return ('mmcv ops', True, found, '')
     except Exception as err:
-        return ('mmcv compiled ops', False, f'{type(err).__name__}: {err}',
-                f'rebuild mmcv with ops: {SETUP}  (compiles mmcv {PINNED["mmcv"]} with MMCV_WITH_OPS=1)')
+        return ('mmcv ops', False, f'{type(err).__name__}: {err}', fix_compiled)
 
 
 def _device() -> Tuple[str, bool, str, str]:

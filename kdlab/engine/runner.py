@@ -86,12 +86,14 @@ def provenance(cfg, world_size: int = 1) -> dict:
     import mmrazor
     import numpy
     import torch
+    from kdlab import ops
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
     return {
         'git': _git_revision(),
         'packages': {'torch': torch.__version__, 'mmcv': mmcv.__version__, 'mmengine': mmengine.__version__,
                      'mmdet': mmdet.__version__, 'mmrazor': mmrazor.__version__, 'numpy': numpy.__version__,
                      'python': platform.python_version()},
+        'mmcv_ops': ops.backend(),   # which implementation served mmcv's compiled ops (kdlab.ops)
         'seed': cfg.get('randomness', {}).get('seed'),
         'device': device,
         'device_name': torch.cuda.get_device_name(0) if device == 'cuda' else platform.processor() or 'cpu',
