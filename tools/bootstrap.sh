@@ -96,13 +96,17 @@ if [ "$(cat "$VENV/.mmcv-build" 2>/dev/null)" != "$tag" ] || ! "$PY" -c "import 
     MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} pip wheel --no-build-isolation --no-deps -w "$tmp" "mmcv==$MMCV_VERSION"
     mv "$tmp"/mmcv-*.whl "$wheeldir"/ && rmdir "$tmp"
   else
-    # Built in pip's isolated build environment, where torch is absent: mmcv's setup.py then skips its
-    # extension ("Skip building ext ops due to the absence of torch") and keeps the distribution name mmcv,
-    # which mmdet and mmrazor require (MMCV_WITH_OPS=0 would rename it mmcv-lite).
+    # Built in pip's isolated build environment (--use-pep517: without it, where the wheel package is
+    # installed, pip runs setup.py in this environment and torch is importable), where torch is absent:
+    # mmcv's setup.py then skips its extension ("Skip building ext ops due to the absence of torch") and keeps
+    # the distribution name mmcv, which mmdet and mmrazor require (MMCV_WITH_OPS=0 would rename it mmcv-lite).
     log "building mmcv $MMCV_VERSION without its compiled extension (pure Python, seconds)"
     mkdir -p "$wheeldir"
     tmp=$(mktemp -d)
-    pip wheel -q --no-deps -w "$tmp" "mmcv==$MMCV_VERSION"
+    pip wheel -q --no-deps --use-pep517 -w "$tmp" "mmcv==$MMCV_VERSION"
+    if unzip -l "$tmp"/mmcv-*.whl | grep -q '_ext'; then
+      log "error: the mmcv wheel holds a compiled extension although it was built without torch; see $tmp"; exit 1
+    fi
     mv "$tmp"/mmcv-*.whl "$wheeldir"/ && rmdir "$tmp"
   fi
   pip install -q --no-deps --force-reinstall "$wheeldir"/mmcv-$MMCV_VERSION-*.whl
