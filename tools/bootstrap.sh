@@ -104,7 +104,7 @@ if [ "$(cat "$VENV/.mmcv-build" 2>/dev/null)" != "$tag" ] || ! "$PY" -c "import 
     mkdir -p "$wheeldir"
     tmp=$(mktemp -d)
     pip wheel -q --no-deps --use-pep517 -w "$tmp" "mmcv==$MMCV_VERSION"
-    if unzip -l "$tmp"/mmcv-*.whl | grep -q '_ext'; then
+    if "$PY" -c "import sys, zipfile; sys.exit(any('/_ext' in n for n in zipfile.ZipFile(sys.argv[1]).namelist()))" "$tmp"/mmcv-*.whl; then :; else
       log "error: the mmcv wheel holds a compiled extension although it was built without torch; see $tmp"; exit 1
     fi
     mv "$tmp"/mmcv-*.whl "$wheeldir"/ && rmdir "$tmp"

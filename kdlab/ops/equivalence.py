@@ -70,6 +70,14 @@ def cases(shapes: str = 'full') -> List[Case]:
     def rnd(g, *shape, device, scale=1.0):
         return (torch.randn(*shape, generator=g) * scale).to(device)
 
+    def roi_case(name, level, stride, rois_per_image, size, ratio, aligned):
+        return Case(name, 'roi_align', {'input': f'{B}x{C}x{level[0]}x{level[1]}', 'rois': f'{rois_per_image * B}x5'},
+                    lambda g, d: dict(input=rnd(g, B, C, *level, device=d),
+                                      rois=_rois(g, rois_per_image, B, stride, *level, d),
+                                      grad=rnd(g, rois_per_image * B, C, size, size, device=d)),
+                    lambda x: ops.roi_align(x['input'], x['rois'], (size, size), 1 / stride, ratio, 'avg', aligned),
+                    grads=('input',))
+
     out = [
         Case('NMS, RPN proposals (IoU 0.7)', 'nms', {'boxes': f'{n_rpn}x4'},
              lambda g, d: dict(boxes=_boxes(g, n_rpn, d), scores=torch.rand(n_rpn, generator=g).to(d)),
@@ -79,21 +87,9 @@ def cases(shapes: str = 'full') -> List[Case]:
                                labels=torch.randint(0, 80, (n_det,), generator=g).to(d)),
              lambda x: ops.batched_nms(x['boxes'], x['scores'], x['labels'], dict(type='nms', iou_threshold=0.5))[1],
              indices=True),
-        Case('RoIAlign 7x7, Faster R-CNN box head (P2, aligned, adaptive grid)', 'roi_align',
-             {'input': f'{B}x{C}x{p2[0]}x{p2[1]}', 'rois': f'{n_roi * B}x5'},
-             lambda g, d: dict(input=rnd(g, B, C, *p2, device=d), rois=_rois(g, n_roi, B, 4, *p2, d),
-                               grad=rnd(g, n_roi * B, C, 7, 7, device=d)),
-             lambda x: ops.roi_align(x['input'], x['rois'], (7, 7), 0.25, 0, 'avg', True), grads=('input',)),
-        Case('RoIAlign 14x14, Mask R-CNN mask head (P2, aligned, sampling 0)', 'roi_align',
-             {'input': f'{B}x{C}x{p2[0]}x{p2[1]}', 'rois': f'{n_roi // 4 * B}x5'},
-             lambda g, d: dict(input=rnd(g, B, C, *p2, device=d), rois=_rois(g, n_roi // 4, B, 4, *p2, d),
-                               grad=rnd(g, n_roi // 4 * B, C, 14, 14, device=d)),
-             lambda x: ops.roi_align(x['input'], x['rois'], (14, 14), 0.25, 0, 'avg', True), grads=('input',)),
-        Case('RoIAlign 7x7, legacy (aligned=False, sampling 2)', 'roi_align',
-             {'input': f'{B}x{C}x{p3[0]}x{p3[1]}', 'rois': f'{n_roi * B}x5'},
-             lambda g, d: dict(input=rnd(g, B, C, *p3, device=d), rois=_rois(g, n_roi, B, 8, *p3, d),
-                               grad=rnd(g, n_roi * B, C, 7, 7, device=d)),
-             lambda x: ops.roi_align(x['input'], x['rois'], (7, 7), 0.125, 2, 'avg', False), grads=('input',)),
+        roi_case('RoIAlign 7x7, Faster R-CNN box head (P2, aligned, adaptive grid)', p2, 4, n_roi, 7, 0, True),
+        roi_case('RoIAlign 14x14, Mask R-CNN mask head (P2, aligned, sampling 0)', p2, 4, n_roi // 4, 14, 0, True),
+        roi_case('RoIAlign 7x7, legacy (aligned=False, sampling 2)', p3, 8, n_roi, 7, 2, False),
         Case('DeformConv2d 3x3, RepPoints head (P3)', 'deform_conv2d',
              {'input': f'{B}x{C}x{p3[0]}x{p3[1]}', 'weight': f'{C}x{C}x3x3', 'offset': f'{B}x18x{p3[0]}x{p3[1]}'},
              lambda g, d: dict(input=rnd(g, B, C, *p3, device=d), offset=rnd(g, B, 18, *p3, device=d, scale=2.0),
