@@ -97,17 +97,22 @@ def _build(student, teacher, smoke_data, **params):
 
 @pytest.fixture(scope='module')
 def gfl(smoke_data):
-    return _build(STUDENT, TEACHER, smoke_data)
+    """GFL with all three KD terms on (the released mix of CrossKD's non-default branch: QFL 1 + GIoU 2 + KL 3;
+    the default, QFL 1 + KL 4, has no GIoU term), so that every term is exercised."""
+    return _build(STUDENT, TEACHER, smoke_data, reg_weight=2.0, kl_weight=3.0)
 
 
 def test_released_settings_per_head_and_refusals(gfl, smoke_data):
     from kdlab.errors import KdlabError
     from kdlab.methods import distill_config
     from kdlab.zoo import detector_config
-    cfg = gfl[0]
+    assert gfl[0].model.distiller.loss_crosskd.reg_weight == 2.0    # given values win
+    cfg = distill_config(detector_config(STUDENT, 'smoke'), detector_config(TEACHER, 'smoke'), student=STUDENT,
+                         teacher=TEACHER, teacher_ckpt=None, method='crosskd')
     assert cfg.model.type == 'CrossKDDistill' and cfg.model.distiller.reused_head_idx == 3
+    # the released GFL config's default branch: QFL 1 + KL 4, no GIoU term (kdlab.methods.official)
     assert dict(cfg.model.distiller.loss_crosskd) == dict(type='CrossKDLoss', cls_weight=1.0, beta=1.0,
-                                                          reg_loss='giou', reg_weight=2.0, kl_weight=3.0, kl_T=1.0)
+                                                          reg_loss='giou', reg_weight=0.0, kl_weight=4.0, kl_T=1.0)
     fcos = distill_config(detector_config('fcos_r50', 'smoke'), detector_config('fcos_r101', 'smoke'),
                           student='fcos_r50', teacher='fcos_r101', teacher_ckpt=None, method='crosskd')
     assert fcos.model.distiller.reused_head_idx == 2

@@ -80,7 +80,9 @@ def distill_config(student_cfg, teacher_cfg, *, student: str, teacher: str, teac
     """The mmengine config of ``student`` distilled from ``teacher`` with ``method``.
 
     Data, schedule and runtime come from ``student_cfg`` (the baseline the distilled student is compared
-    with); ``model`` becomes the mmrazor algorithm wrapping both detectors.
+    with); ``model`` becomes the mmrazor algorithm wrapping both detectors. Each of the method's parameters is
+    the one given in ``params``, else the official value for the pair (:mod:`kdlab.methods.official`), else the
+    method's default.
 
     ``inherit`` names the student modules initialised from the teacher's (e.g. ``('neck', 'bbox_head')``,
     see :mod:`kdlab.models.inherit`); None: the method's default (modules the pair cannot share are dropped),
@@ -90,19 +92,21 @@ def distill_config(student_cfg, teacher_cfg, *, student: str, teacher: str, teac
     unknown = set(params) - set(m.defaults)
     if unknown:
         raise UnknownNameError(f'parameter of method {method!r}', sorted(unknown)[0], m.defaults)
+    from kdlab.methods.official import resolve
+    resolved, _ = resolve(method, student, teacher, m.defaults, params)   # given > official for the pair > default
     pairs = pair_levels(levels_of(student), levels_of(teacher), pairing=pairing, num_levels=m.num_levels)
     cfg = copy.deepcopy(student_cfg)
     architecture = dict(_scope_='mmdet', **student_cfg.model.to_dict())
     teacher_model = dict(_scope_='mmdet', **teacher_cfg.model.to_dict())
     cfg.model = dict(_scope_='mmrazor', type=m.algorithm, architecture=architecture, teacher=teacher_model,
                      teacher_ckpt=teacher_ckpt,
-                     distiller=m.build(pairs, **{**m.defaults, **params}))
+                     distiller=m.build(pairs, **resolved))
     cfg.val_cfg = dict(type='mmrazor.SingleTeacherDistillValLoop')
     cfg.find_unused_parameters = True
     cfg.teacher_run = teacher_run
     explicit = inherit is not None
     inherit = tuple(m.inherit if inherit is None else inherit)
-    cfg.kdlab_method = dict(method=method, pairing=pairing, params={**m.defaults, **params},
+    cfg.kdlab_method = dict(method=method, pairing=pairing, params=resolved,
                             student=student, teacher=teacher)
     if m.configure is not None:
         m.configure(cfg, **cfg.kdlab_method['params'])

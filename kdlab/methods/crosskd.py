@@ -6,7 +6,7 @@ The student's head features (after conv ``reused_head_idx``, before activation),
 teacher's statistics, run through the rest of the frozen teacher head; the cross-head predictions mimic the
 teacher's (QFL, GIoU / -ln IoU, KL for GFL). The student's own head gets only the GT losses. Teacher and
 student must have the same dense head type (RetinaNet, GFL or FCOS). Every ``None`` parameter takes the value
-of the released config for the student's head (:data:`RELEASED`).
+of the released config for the student's detector (:data:`kdlab.methods.official.OFFICIAL`).
 """
 from __future__ import annotations
 
@@ -14,28 +14,29 @@ from kdlab.errors import KdlabError
 from kdlab.methods import register_method
 from kdlab.methods.icd import add_custom_imports
 
-#: The released configs' settings per head (configs/crosskd/crosskd_r50_{retinanet,gflv1,fcos}_*.py).
-RELEASED = {
-    'RetinaHead': dict(reused_head_idx=3, cls_weight=1.0, reg_loss='giou', reg_weight=1.0, kl_weight=0.0),
-    'GFLHead': dict(reused_head_idx=3, cls_weight=1.0, reg_loss='giou', reg_weight=2.0, kl_weight=3.0),
-    'FCOSHead': dict(reused_head_idx=2, cls_weight=0.4, reg_loss='iou', reg_weight=0.75, kl_weight=0.0),
-}
 LOSS_KEYS = ('cls_weight', 'beta', 'reg_loss', 'reg_weight', 'kl_weight', 'kl_T')
 
 
+HEADS = ('RetinaHead', 'GFLHead', 'FCOSHead')
+
+
 def configure_crosskd(cfg, **params) -> None:
-    """Fill the ``None`` parameters from the released config of the student's head type."""
+    """Check the pair (same dense head type) and put the parameters into the distiller; a parameter still
+    ``None`` has no released value for this student (kdlab.methods.official)."""
     head = cfg.model.architecture.get('bbox_head', {}).get('type')
-    if head not in RELEASED:
-        raise KdlabError(f'CrossKD needs a dense one-stage student with one of {sorted(RELEASED)}, got head '
+    if head not in HEADS:
+        raise KdlabError(f'CrossKD needs a dense one-stage student with one of {list(HEADS)}, got head '
                          f'{head!r} ({cfg.kdlab_method["student"]})', 'distil a RetinaNet, GFL or FCOS student')
     t_head = cfg.model.teacher.get('bbox_head', {}).get('type')
     if t_head != head:
         raise KdlabError(f'CrossKD runs the student\'s head features through the teacher\'s head: both must be '
                          f'{head}, the teacher ({cfg.kdlab_method["teacher"]}) has {t_head!r}',
                          'pair detectors of the same family')
-    resolved = {k: (RELEASED[head].get(k) if v is None else v) for k, v in params.items()}
-    cfg.kdlab_method['params'].update(resolved)
+    missing = sorted(k for k, v in params.items() if v is None)
+    if missing:
+        raise KdlabError(f'CrossKD has no released value of {", ".join(missing)} for the student '
+                         f'{cfg.kdlab_method["student"]}', 'pass them to distill_config (a row: switches)')
+    resolved = dict(params)
     distiller = cfg.model.distiller
     distiller.reused_head_idx = resolved['reused_head_idx']
     distiller.loss_crosskd.update({k: resolved[k] for k in LOSS_KEYS})

@@ -2,9 +2,10 @@
 
 All five neck outputs (FGD's configs), one ``FGDLoss`` per level; the batch's ``data_samples`` (GT boxes,
 image shapes) reach the loss through kdlab's ``DataSamplesRecorder``. Hyper-parameters are FGD's per-detector
-presets (:data:`FGD_PRESETS`); ``preset='auto'`` takes RetinaNet's for one-stage and Faster R-CNN's for
-two-stage students (the zoo cannot tell RetinaNet from RepPoints or FCOS from the neck: name the preset for
-those), and any single value can be overridden. FGD's released configs initialise the student's neck and
+presets (:data:`FGD_PRESETS`); the preset of the student's detector comes from its released config
+(:mod:`kdlab.methods.official`: RetinaNet, RepPoints, FCOS, GFL, Faster R-CNN). For a student FGD released no
+config for (TOOD, Mask / Cascade R-CNN) ``preset='auto'`` is kdlab's choice: RetinaNet's for one-stage and
+Faster R-CNN's for two-stage students. Any single value can be overridden. FGD's released configs initialise the student's neck and
 heads from the teacher (``init_student=True``): kdlab's default too (``inherit``, kdlab.models.inherit); a
 heterogeneous pair (different neck/head types) needs ``distill_config(..., inherit=())``.
 """

@@ -17,9 +17,11 @@ model = dict(
     distiller=dict(
         type='CrossKDDistiller',
         reused_head_idx=3,           # student towers cut after conv 3, teacher's conv 4 onwards
+        # the released config's default branch: KDQualityFocalLoss 1 + KL 4 and no GIoU KD term
+        # (QFL 1 + GIoU 2 + KL 3 exists on a non-default branch only: reg_weight=2.0, kl_weight=3.0)
         loss_crosskd=dict(type='CrossKDLoss', cls_weight=1.0, beta=1.0,   # KDQualityFocalLoss
-                          reg_loss='giou', reg_weight=2.0,                # GIoULoss on decoded boxes
-                          kl_weight=3.0, kl_T=1.0)))                      # KL on side distributions
+                          reg_loss='giou', reg_weight=0.0,                # no GIoU term on decoded boxes
+                          kl_weight=4.0, kl_T=1.0)))                      # KL on side distributions
 
 find_unused_parameters = True
 
