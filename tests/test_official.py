@@ -144,3 +144,47 @@ def test_fgd_takes_the_preset_of_the_students_detector(student, teacher, preset)
                          teacher=teacher, teacher_ckpt=None, method='fgd', pairing='stride', inherit=())
     loss = next(iter(cfg.model.distiller.distill_losses.values()))
     assert {k: loss[k] for k in FGD_PRESETS[preset]} == FGD_PRESETS[preset]
+
+
+#: Released configs that are not in an installed wheel, as read there: (method, student, teacher) ->
+#: (distilled student levels, inherited modules (None: some), loss values)
+RELEASED = {
+    # yzd-v/MGD det/configs/distillers/mgd/cascade_mask_rcnn_rx101_32x4d_distill_faster_rcnn_r50_fpn_2x_coco.py:
+    # neck.fpn_convs.0-3, alpha_mgd 5e-7, lambda_mgd 0.45, no init_student
+    ('mgd', 'faster_rcnn_r50', 'cascade_mask_rcnn_x101'): (['P2', 'P3', 'P4', 'P5'], [], dict(alpha_mgd=5e-7)),
+    # yzd-v/FGD configs/distillers/fgd/fgd_faster_rcnn_r101_fpn_2x_distill_faster_rcnn_r50_fpn_2x_coco.py:
+    # neck.fpn_convs.0-3, init_student=True
+    ('fgd', 'faster_rcnn_r50', 'faster_rcnn_r101'): (['P2', 'P3', 'P4', 'P5'], None,
+                                                     dict(temp=0.5, alpha_fgd=5e-5, beta_fgd=2.5e-5)),
+    # yzd-v/FGD ...fgd_reppoints_rx101_64x4d_distill_reppoints_r50_fpn_2x_coco.py: fpn_convs.0-4, init_student=True
+    ('fgd', 'reppoints_r50', 'reppoints_x101'): (['P3', 'P4', 'P5', 'P6', 'P7'], None,
+                                                 dict(temp=0.5, alpha_fgd=1.6e-3, lambda_fgd=8e-6)),
+}
+
+
+@pytest.mark.parametrize('method,student,teacher', sorted(RELEASED))
+def test_a_row_without_switches_runs_the_released_config(method, student, teacher):
+    from kdlab.methods import distill_config
+    from kdlab.zoo import detector_config
+    levels, inherit, values = RELEASED[method, student, teacher]
+    cfg = distill_config(detector_config(student, 'full'), detector_config(teacher, 'full'), student=student,
+                         teacher=teacher, teacher_ckpt=None, method=method)
+    losses = cfg.model.distiller.distill_losses
+    assert [name.rsplit('_', 1)[-1] for name in losses] == levels
+    for loss in losses.values():
+        assert {k: loss[k] for k in values} == values
+    got = cfg.kdlab_method.get('inherit', [])
+    assert got == inherit if inherit is not None else got
+
+
+@pytest.mark.parametrize('method', ['mgd', 'fgd', 'amd', 'dmkd'])
+def test_masking_methods_distil_the_fpn_conv_outputs_of_a_two_stage_student(method):
+    from kdlab.methods import distill_config
+    from kdlab.zoo import detector_config
+    def levels(student, teacher):
+        cfg = distill_config(detector_config(student, 'smoke'), detector_config(teacher, 'smoke'), student=student,
+                             teacher=teacher, teacher_ckpt=None, method=method, pairing='stride', inherit=())
+        return [p.rsplit('_', 1)[-1] for p in cfg.model.distiller.distill_losses]
+    assert levels('faster_rcnn_r50', 'faster_rcnn_r101') == ['P2', 'P3', 'P4', 'P5']
+    assert levels('faster_rcnn_r50', 'fcos_r101') == ['P3', 'P4', 'P5']     # P6 of a two-stage neck: a max-pool
+    assert levels('retinanet_r50', 'retinanet_x101') == ['P3', 'P4', 'P5', 'P6', 'P7']

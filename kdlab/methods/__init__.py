@@ -24,6 +24,9 @@ class Method:
     num_levels: int = 4              # most level pairs handed to ``build`` (official PKD configs: 4)
     configure: Optional[Callable[..., None]] = None   # (cfg, **params): edits the rest of the config
     inherit: Tuple[str, ...] = ()    # modules the student inherits from the teacher by default
+    #: a two-stage student distils only its first N neck outputs, those of an FPN conv (P2-P5; P6 is a
+    #: max-pool): MGD's and FGD's released two-stage configs (neck.fpn_convs.0-3); None: no such limit
+    two_stage_levels: Optional[int] = None
 
 
 METHODS: Dict[str, Method] = {}
@@ -31,10 +34,10 @@ METHODS: Dict[str, Method] = {}
 
 def register_method(name: str, *, defaults: Optional[dict] = None, algorithm: str = 'FpnTeacherDistill',
                     num_levels: int = 4, configure: Optional[Callable[..., None]] = None,
-                    inherit: Sequence[str] = ()):
+                    inherit: Sequence[str] = (), two_stage_levels: Optional[int] = None):
     def deco(fn):
         METHODS[name] = Method(name, fn, dict(defaults or {}), algorithm, (fn.__doc__ or '').strip(),
-                               num_levels, configure, tuple(inherit))
+                               num_levels, configure, tuple(inherit), two_stage_levels)
         return fn
     return deco
 
@@ -74,6 +77,11 @@ def fpn_distiller(pairs: List[LevelPair], loss: dict, *, prefix: str,
                 distill_losses=losses, loss_forward_mappings=mappings)
 
 
+def detector_family(name: str):
+    from kdlab.zoo import parse_detector
+    return parse_detector(name)[0]
+
+
 def distill_config(student_cfg, teacher_cfg, *, student: str, teacher: str, teacher_ckpt: Optional[str],
                    method: str = 'pkd', pairing: str = 'index', teacher_run: Optional[str] = None,
                    inherit: Optional[Sequence[str]] = None, **params):
@@ -85,8 +93,8 @@ def distill_config(student_cfg, teacher_cfg, *, student: str, teacher: str, teac
     method's default.
 
     ``inherit`` names the student modules initialised from the teacher's (e.g. ``('neck', 'bbox_head')``,
-    see :mod:`kdlab.models.inherit`); None: the method's default (modules the pair cannot share are dropped),
-    ``()``: none.
+    see :mod:`kdlab.models.inherit`); None: the method's default for a teacher of the student's own detector
+    family (modules the pair cannot share are dropped), none across families; ``()``: none.
     """
     m = get_method(method)
     unknown = set(params) - set(m.defaults)
@@ -94,7 +102,10 @@ def distill_config(student_cfg, teacher_cfg, *, student: str, teacher: str, teac
         raise UnknownNameError(f'parameter of method {method!r}', sorted(unknown)[0], m.defaults)
     from kdlab.methods.official import resolve
     resolved, _ = resolve(method, student, teacher, m.defaults, params)   # given > official for the pair > default
-    pairs = pair_levels(levels_of(student), levels_of(teacher), pairing=pairing, num_levels=m.num_levels)
+    student_levels = levels_of(student)
+    if m.two_stage_levels and detector_family(student).kind == 'two_stage':
+        student_levels = student_levels[:m.two_stage_levels]
+    pairs = pair_levels(student_levels, levels_of(teacher), pairing=pairing, num_levels=m.num_levels)
     cfg = copy.deepcopy(student_cfg)
     architecture = dict(_scope_='mmdet', **student_cfg.model.to_dict())
     teacher_model = dict(_scope_='mmdet', **teacher_cfg.model.to_dict())
@@ -105,6 +116,11 @@ def distill_config(student_cfg, teacher_cfg, *, student: str, teacher: str, teac
     cfg.find_unused_parameters = True
     cfg.teacher_run = teacher_run
     explicit = inherit is not None
+    if inherit is None and detector_family(student).name != detector_family(teacher).name:
+        # The released configs inherit between detectors of one family only (MGD's Cascade -> Faster R-CNN
+        # config does not): across families a module of the same type holds other levels (a Swin Mask R-CNN
+        # neck's P2-P4 convs would land in a RetinaNet's P3-P5).
+        inherit = ()
     inherit = tuple(m.inherit if inherit is None else inherit)
     cfg.kdlab_method = dict(method=method, pairing=pairing, params=resolved,
                             student=student, teacher=teacher)

@@ -1,6 +1,6 @@
 """AMD — Yang et al., IJCNN 2023. No public code; loss: :class:`kdlab.models.losses.AMDLoss` (kdlab's reading).
 
-All five neck outputs (as MGD, which AMD modifies), one ``AMDLoss`` per level. Defaults by student kind follow
+All five neck outputs, P2-P5 for a two-stage student (as MGD, which AMD modifies: kdlab's choice), one ``AMDLoss`` per level. Defaults by student kind follow
 MGD's configs (alpha 2e-5 / mask ratio 0.65 one-stage; 5e-7 / 0.45 two-stage); temperature 0.5 (FGD's) and
 the top-ratio mask are kdlab's choices (see the loss's docstring and docs/methods.md).
 """
@@ -23,7 +23,7 @@ def masked_loss(type_: str, pairs, *, alpha, mask_ratio, temperature, mask_mode,
                 temperature=temperature, mask_mode=mask_mode, se_reduction=se_reduction, **extra)
 
 
-@register_method('amd', num_levels=5, defaults=MASKED_DEFAULTS)
+@register_method('amd', num_levels=5, two_stage_levels=4, defaults=MASKED_DEFAULTS)
 def amd(pairs, **params):
-    """AMD (``AMDLoss``): teacher-spatial-attention-guided masked generation + SE block, all five levels."""
+    """AMD (``AMDLoss``): teacher-spatial-attention-guided masked generation + SE block, MGD's levels."""
     return level_distiller(pairs, masked_loss('AMDLoss', pairs, **params), prefix='amd')

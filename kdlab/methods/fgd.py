@@ -1,6 +1,7 @@
 """FGD — Yang et al., CVPR 2022 (github.com/yzd-v/FGD). Loss: :class:`kdlab.models.losses.FGDLoss`.
 
-All five neck outputs (FGD's configs), one ``FGDLoss`` per level; the batch's ``data_samples`` (GT boxes,
+All five neck outputs (FGD's configs; a two-stage student's four FPN-conv outputs, P2-P5, as FGD's Faster
+R-CNN config: ``neck.fpn_convs.0-3``), one ``FGDLoss`` per level; the batch's ``data_samples`` (GT boxes,
 image shapes) reach the loss through kdlab's ``DataSamplesRecorder``. Hyper-parameters are FGD's per-detector
 presets (:data:`FGD_PRESETS`); the preset of the student's detector comes from its released config
 (:mod:`kdlab.methods.official`: RetinaNet, RepPoints, FCOS, GFL, Faster R-CNN). For a student FGD released no
@@ -27,11 +28,11 @@ FGD_PRESETS = {
 }
 
 
-@register_method('fgd', num_levels=5, inherit=DEFAULT_INHERIT,
+@register_method('fgd', num_levels=5, two_stage_levels=4, inherit=DEFAULT_INHERIT,
                  defaults=dict(preset='auto', temp=None, alpha_fgd=None, beta_fgd=None, gamma_fgd=None,
                                lambda_fgd=None, box_scale='img_shape', student_kind='auto'))
 def fgd(pairs, *, preset, temp, alpha_fgd, beta_fgd, gamma_fgd, lambda_fgd, box_scale, student_kind):
-    """FGD (``FGDLoss``) on all five neck outputs with the GT boxes of the batch; FGD's per-detector presets."""
+    """FGD (``FGDLoss``) on the neck outputs (two-stage: P2-P5) with the GT boxes of the batch; FGD's per-detector presets."""
     if preset == 'auto':
         preset = 'faster_rcnn' if detector_kind(pairs, student_kind) == 'two_stage' else 'retinanet'
     if preset not in FGD_PRESETS:

@@ -2,7 +2,8 @@
 ``MGDLoss`` + ``MGDConnector`` (random spatial mask, conv3x3-ReLU-conv3x3 generation, 1x1 align conv); kdlab
 reuses both unchanged and only writes the config.
 
-All five neck outputs (the official config's fpn0..fpn4); per level the student feature goes through its own
+All five neck outputs (the official config's fpn0..fpn4); a two-stage student's four FPN-conv outputs,
+P2-P5 (the released Cascade -> Faster R-CNN config: ``neck.fpn_convs.0-3``; P6 is a max-pool); per level the student feature goes through its own
 ``MGDConnector`` and ``MGDLoss`` compares the generated feature with the teacher's:
 ``L = alpha * sum((G(align(S) * M) - T)^2) / N``. Defaults by student kind (official configs): one-stage
 alpha 2e-5, lambda 0.65; two-stage (Cascade -> Faster R-CNN) alpha 5e-7, lambda 0.45. Connector channels
@@ -19,10 +20,10 @@ from kdlab.models.inherit import DEFAULT_INHERIT
 from kdlab.methods._common import by_kind, detector_kind, level_distiller, same_level_pairs
 
 
-@register_method('mgd', num_levels=5, inherit=DEFAULT_INHERIT,
+@register_method('mgd', num_levels=5, two_stage_levels=4, inherit=DEFAULT_INHERIT,
                  defaults=dict(alpha=None, lambda_mgd=None, student_kind='auto'))
 def mgd(pairs, *, alpha, lambda_mgd, student_kind):
-    """MGD (mmrazor ``MGDLoss`` + ``MGDConnector``) on all five neck outputs; alpha/lambda by student kind."""
+    """MGD (mmrazor ``MGDLoss`` + ``MGDConnector``) on the neck outputs (two-stage: P2-P5); alpha/lambda by student kind."""
     same_level_pairs(pairs, 'MGD')
     kind = detector_kind(pairs, student_kind)
     alpha = by_kind(alpha, kind, 2e-5, 5e-7)

@@ -1,7 +1,8 @@
 # FGD (Yang et al., CVPR 2022):
 #   faster-rcnn_r101_fpn_2x_coco -> faster-rcnn_r50_fpn_2x_coco.
 # Reported: 40.4 (DCSF-KD Table 1) from Faster R-CNN-R50 2x 38.4.
-# FGD's released faster_rcnn hyper-parameters; all five FPN outputs; the GT boxes reach the loss through kdlab's
+# FGD's released faster_rcnn hyper-parameters; the four FPN outputs of an FPN conv, P2-P5 (its released config:
+# neck.fpn_convs.0-3; P6 is a max-pool); the GT boxes reach the loss through kdlab's
 # DataSamplesRecorder (mmrazor 1.0.0's recorders cannot hand them over).
 _base_ = ['mmdet::faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py']
 
@@ -30,8 +31,6 @@ model = dict(
                              beta_fgd=2.5e-05, gamma_fgd=5e-05, lambda_fgd=5e-07),
             loss_fgd_P5=dict(type='FGDLoss', student_channels=256, teacher_channels=256, temp=0.5, alpha_fgd=5e-05,
                              beta_fgd=2.5e-05, gamma_fgd=5e-05, lambda_fgd=5e-07),
-            loss_fgd_P6=dict(type='FGDLoss', student_channels=256, teacher_channels=256, temp=0.5, alpha_fgd=5e-05,
-                             beta_fgd=2.5e-05, gamma_fgd=5e-05, lambda_fgd=5e-07),
         ),
         loss_forward_mappings=dict(
             loss_fgd_P2=dict(
@@ -49,10 +48,6 @@ model = dict(
             loss_fgd_P5=dict(
                 preds_S=dict(from_student=True, recorder='fpn', data_idx=3),
                 preds_T=dict(from_student=False, recorder='fpn', data_idx=3),
-                data_samples=dict(from_student=True, recorder='samples')),
-            loss_fgd_P6=dict(
-                preds_S=dict(from_student=True, recorder='fpn', data_idx=4),
-                preds_T=dict(from_student=False, recorder='fpn', data_idx=4),
                 data_samples=dict(from_student=True, recorder='samples')),
         )))
 
