@@ -247,3 +247,17 @@ def test_one_training_iteration_of_the_smoke_config(gfl, tmp_path):
     hub = runner.message_hub
     for name in ('loss', 'student.loss_cls', 'distill.loss_cls_kd', 'distill.loss_reg_kd', 'distill.loss_kl_kd'):
         assert math.isfinite(hub.get_scalar(f'train/{name}').current())
+
+
+def test_the_held_feature_is_after_the_activation_as_released_or_before_it_as_the_paper(smoke_data):
+    from kdlab.models.crosskd import run_tower
+    cfg, model, batch = _build('retinanet_r18', 'retinanet_r18', smoke_data)
+    assert cfg.model.distiller.hold == 'post_activation' and model.distiller.hold == 'post_activation'
+    feat = model.student.extract_feat(batch['inputs'])[0]
+    towers = model.student.bbox_head.cls_convs
+    out_post, post = run_tower(towers, feat, 2, post_activation=True)
+    out_pre, pre = run_tower(towers, feat, 2, post_activation=False)
+    assert torch.equal(out_post, out_pre)                      # the tower's own output does not change
+    assert torch.allclose(post, torch.relu(pre)) and (pre < 0).any() and not torch.equal(post, pre)
+    paper, _, _ = _build('retinanet_r18', 'retinanet_r18', smoke_data, hold='pre_activation')
+    assert paper.model.distiller.hold == 'pre_activation'

@@ -2,7 +2,8 @@
 (arXiv 2306.11369; code github.com/jbwang1997/CrossKD). Models: :class:`kdlab.models.crosskd.CrossKDDistill`,
 :class:`kdlab.models.losses.crosskd.CrossKDLoss`.
 
-The student's head features (after conv ``reused_head_idx``, before activation), re-standardised to the
+The student's head features (after conv ``reused_head_idx``; after its activation as the released code, or
+before it as the paper: ``hold``), re-standardised to the
 teacher's statistics, run through the rest of the frozen teacher head; the cross-head predictions mimic the
 teacher's (QFL, GIoU / -ln IoU, KL for GFL). The student's own head gets only the GT losses. Teacher and
 student must have the same dense head type (RetinaNet, GFL or FCOS). Every ``None`` parameter takes the value
@@ -45,9 +46,9 @@ def configure_crosskd(cfg, **params) -> None:
 
 @register_method('crosskd', algorithm='CrossKDDistill', configure=configure_crosskd,
                  defaults=dict(reused_head_idx=None, cls_weight=None, beta=1.0, reg_loss=None, reg_weight=None,
-                               kl_weight=None, kl_T=1.0))
-def crosskd(pairs, *, reused_head_idx, cls_weight, beta, reg_loss, reg_weight, kl_weight, kl_T):
+                               kl_weight=None, kl_T=1.0, hold='post_activation'))
+def crosskd(pairs, *, reused_head_idx, cls_weight, beta, reg_loss, reg_weight, kl_weight, kl_T, hold):
     """CrossKD on the dense head (all levels; the level pairs are not used): a ``CrossKDDistiller``."""
-    return dict(type='CrossKDDistiller', reused_head_idx=reused_head_idx,
+    return dict(type='CrossKDDistiller', reused_head_idx=reused_head_idx, hold=hold,
                 loss_crosskd=dict(type='CrossKDLoss', cls_weight=cls_weight, beta=beta, reg_loss=reg_loss,
                                   reg_weight=reg_weight, kl_weight=kl_weight, kl_T=kl_T))

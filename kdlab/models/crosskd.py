@@ -2,14 +2,16 @@
 Detection", CVPR 2024 (https://arxiv.org/abs/2306.11369, code: https://github.com/jbwang1997/CrossKD).
 
 For every FPN level, with ``k = reused_head_idx`` and ``f^s_k`` / ``f^t_k`` the outputs of conv ``k`` of a
-head tower (before its activation; ``k = 0``: the FPN feature), in both the classification and the
-regression tower:
+head tower (``k = 0``: the FPN feature), in both the classification and the regression tower:
 
     f^x_k = (f^s_k - mu^s) / (sigma^s + 1e-6) * sigma^t + mu^t      per channel over (N, H, W), unbiased std
     p^x   = teacher_head_{k+1..}( act(f^x_k) )                        (act only if k > 0)
 
 i.e. the student's feature is re-standardised to the teacher's statistics and finishes its way through the
-frozen teacher head; the cross-head predictions ``p^x`` mimic the teacher's ``p^t`` (:class:`CrossKDLoss`).
+frozen teacher head. Which output of conv ``k`` is held (``hold``): the paper's is the conv's output before
+its activation (``'pre_activation'``); the released code keeps a reference to that tensor and then applies
+mmcv's in-place ReLU to it, so what it re-standardises is the output after the activation
+(``'post_activation'``, kdlab's default: the reported numbers were made with it); the cross-head predictions ``p^x`` mimic the teacher's ``p^t`` (:class:`CrossKDLoss`).
 Gradients reach the student through the teacher's layers; the teacher's parameters get none. The student's own
 predictions receive only the detector's ground-truth losses, unchanged (``student.loss_*``).
 
@@ -43,18 +45,24 @@ class CrossKDDistiller(BaseDistiller):
 
     Args:
         reused_head_idx (int): the student's classification and regression towers are cut after conv
-            ``reused_head_idx`` (1-based, before its activation; 0 = the FPN feature itself) and continue in
-            the teacher's towers from conv ``reused_head_idx + 1``. Released configs: 3 (RetinaNet, GFL),
-            2 (FCOS). Defaults to 3.
+            ``reused_head_idx`` (1-based; 0 = the FPN feature itself) and continue in the teacher's towers
+            from conv ``reused_head_idx + 1``. Released configs: 3 (RetinaNet, GFL), 2 (FCOS). Defaults to 3.
+        hold (str): the output of that conv held and re-standardised: ``'post_activation'`` (the released
+            code, through mmcv's in-place ReLU; default) or ``'pre_activation'`` (the paper's text).
         loss_crosskd (dict): config of ``CrossKDLoss``.
     """
 
+    HOLDS = ('post_activation', 'pre_activation')
+
     def __init__(self, reused_head_idx: int = 3, loss_crosskd: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 hold: str = 'post_activation', init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
         if reused_head_idx < 0:
             raise KdlabError(f'CrossKD: reused_head_idx must be >= 0, got {reused_head_idx}')
+        if hold not in self.HOLDS:
+            raise KdlabError(f'CrossKD: hold={hold!r}', f'use one of {self.HOLDS}')
         self.reused_head_idx = reused_head_idx
+        self.hold = hold
         self.loss_crosskd = MODELS.build(loss_crosskd or dict(type='CrossKDLoss'))
 
     def prepare_from_student(self, model) -> None:  # no recorders: the algorithm runs the heads itself
@@ -69,16 +77,20 @@ class CrossKDDistiller(BaseDistiller):
 
 
 # ------------------------------------------------------------------------------------- tower helpers
-def run_tower(convs: nn.ModuleList, x: Tensor, hold_idx: int) -> Tuple[Tensor, Tensor]:
-    """Run a head tower; return its output and the output of conv ``hold_idx`` before activation."""
+def run_tower(convs: nn.ModuleList, x: Tensor, hold_idx: int,
+              post_activation: bool = True) -> Tuple[Tensor, Tensor]:
+    """Run a head tower; return its output and the output of conv ``hold_idx``, after its activation or
+    before it (``post_activation=False``)."""
     hold = x
     for i, conv in enumerate(convs):
         x = conv(x, activate=False)
-        if i + 1 == hold_idx:
+        if i + 1 == hold_idx and not post_activation:
             hold = x
         if conv.with_activation:
             # an in-place activation would overwrite the held tensor (mmrazor turns them off; be safe anyway)
             x = conv.activate(x.clone() if x is hold and getattr(conv.activate, 'inplace', False) else x)
+        if i + 1 == hold_idx and post_activation:
+            hold = x
     return x, hold
 
 
@@ -265,11 +277,11 @@ class CrossKDDistill(SingleTeacherDistill):
 
     def head_forward(self, head: nn.Module, feats) -> Tuple[List[Tuple[Tensor, ...]], List[Tuple[Tensor, Tensor]]]:
         """Per level: the head's predictions, and the (cls, reg) tower features held at ``reused_head_idx``."""
-        k = self.distiller.reused_head_idx
+        k, post = self.distiller.reused_head_idx, self.distiller.hold == 'post_activation'
         preds, holds = [], []
         for level, x in enumerate(feats):
-            cls_feat, cls_hold = run_tower(head.cls_convs, x, k)
-            reg_feat, reg_hold = run_tower(head.reg_convs, x, k)
+            cls_feat, cls_hold = run_tower(head.cls_convs, x, k, post)
+            reg_feat, reg_hold = run_tower(head.reg_convs, x, k, post)
             preds.append(self.adapter.predict(head, cls_feat, reg_feat, level))
             holds.append((cls_hold, reg_hold))
         return preds, holds

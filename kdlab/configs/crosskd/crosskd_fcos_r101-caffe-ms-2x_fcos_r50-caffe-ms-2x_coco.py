@@ -19,6 +19,7 @@ model = dict(
     distiller=dict(
         type='CrossKDDistiller',
         reused_head_idx=2,           # student towers cut after conv 2
+        hold='post_activation',     # the released code's (mmcv's in-place ReLU); the paper's: 'pre_activation'
         loss_crosskd=dict(type='CrossKDLoss', cls_weight=0.4, beta=1.0,
                           reg_loss='iou', reg_weight=0.75, kl_weight=0.0)))   # IoULoss (-ln IoU)
 

@@ -17,6 +17,7 @@ model = dict(
     distiller=dict(
         type='CrossKDDistiller',
         reused_head_idx=3,           # student towers cut after conv 3, teacher's conv 4 onwards
+        hold='post_activation',     # the released code's (mmcv's in-place ReLU); the paper's: 'pre_activation'
         # the released config's default branch: KDQualityFocalLoss 1 + KL 4 and no GIoU KD term
         # (QFL 1 + GIoU 2 + KL 3 exists on a non-default branch only: reg_weight=2.0, kl_weight=3.0)
         loss_crosskd=dict(type='CrossKDLoss', cls_weight=1.0, beta=1.0,   # KDQualityFocalLoss

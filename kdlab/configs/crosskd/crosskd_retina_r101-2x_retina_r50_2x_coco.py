@@ -17,6 +17,7 @@ model = dict(
     distiller=dict(
         type='CrossKDDistiller',
         reused_head_idx=3,
+        hold='post_activation',     # the released code's (mmcv's in-place ReLU); the paper's: 'pre_activation'
         loss_crosskd=dict(type='CrossKDLoss', cls_weight=1.0, beta=1.0,
                           reg_loss='giou', reg_weight=1.0, kl_weight=0.0)))
 
