@@ -486,7 +486,7 @@ def test_cli_lists_and_prints(capsys):
     assert code == 0 and '43.1*' in out and '57.9*' in out and 'derived from the prose' in out
     code, out, _ = _cli(['dcsf_kd', '--table', 'table2', '--format', 'csv'], capsys)
     frame = pd.read_csv(__import__('io').StringIO(out))
-    assert code == 0 and len(frame) == 8 and frame['mAP'].max() == 44.1
+    assert code == 0 and len(frame) == 9 and frame['mAP'].max() == 44.1
 
 
 def test_cli_check_and_errors(capsys, registry_copy):
@@ -512,3 +512,15 @@ def test_notebooks_are_committed_clean():
         assert all(not c['outputs'] and c['execution_count'] is None for c in code_cells), path.name
         tagged = [c for c in code_cells if 'parameters' in c.get('metadata', {}).get('tags', [])]
         assert len(tagged) == 1, path.name
+
+
+def test_a_gain_printed_over_a_baseline_of_another_schedule_is_checked_against_it():
+    """DCSF-KD Table 1 prints the TOOD 2x rows' gains over the table's only TOOD baseline, a 1x one."""
+    from kdlab.papers import consistency
+    gains = consistency.check_printed_gains('dcsf_kd')
+    tood = gains[gains['row'].str.startswith('tood_x101.tood_r50.')]
+    assert len(tood) == 2 and tood['ok'].all()
+    assert set(tood['baseline_rows']) == {'tood_x101.tood_r50.baseline'}
+    assert (tood['note'] == 'baseline of another schedule (1x)').all()
+    same = gains[gains['row'] == 'gfl_r101.gfl_r50.pkd'].iloc[0]
+    assert same['ok'] and same['note'] == '' and same['computed'] == 3.1
