@@ -188,3 +188,16 @@ def test_masking_methods_distil_the_fpn_conv_outputs_of_a_two_stage_student(meth
     assert levels('faster_rcnn_r50', 'faster_rcnn_r101') == ['P2', 'P3', 'P4', 'P5']
     assert levels('faster_rcnn_r50', 'fcos_r101') == ['P3', 'P4', 'P5']     # P6 of a two-stage neck: a max-pool
     assert levels('retinanet_r50', 'retinanet_x101') == ['P3', 'P4', 'P5', 'P6', 'P7']
+
+
+def test_a_teacher_fed_input_normalised_for_another_detector_is_said():
+    """Full scale: FCOS-R50-caffe (BGR, std 1) with a Swin teacher (RGB, ImageNet std): about 58x off."""
+    from kdlab.methods import distill_config
+    from kdlab.zoo import detector_config
+    def cfg(student, teacher, scale):
+        return distill_config(detector_config(student, scale), detector_config(teacher, scale), student=student,
+                              teacher=teacher, teacher_ckpt=None, method='pkd')
+    note = cfg('fcos_r50', 'mask_rcnn_swin_s', 'full').kdlab_method['teacher_input']
+    assert 'scaled 58x off' in note and 'colour channels' in note
+    assert 'teacher_input' not in cfg('retinanet_r50', 'mask_rcnn_swin_s', 'full').kdlab_method
+    assert 'teacher_input' not in cfg('fcos_r50', 'gfl_r101', 'mini').kdlab_method   # mini: one normalisation

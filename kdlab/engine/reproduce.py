@@ -217,7 +217,8 @@ def compare_rows(paper: str, table: str, plans: Dict[int, Plan], store: RunStore
     beside the teacher it had at this scale; ``gain paper`` / ``gain kdlab`` / ``gain sd``: :data:`GAIN_METRIC` of the row minus its
     baseline student's; ``runs``: the row's run key per seed; ``note``: a teacher or earlier stage trained
     again after the row's run distilled from it (:meth:`RunStore.rebuilt_inputs`), with both builds' mAP; a
-    teacher that scored below the row's baseline student at this scale. ``attrs``: paper, table, title, source, scale,
+    teacher that scored below the row's baseline student at this scale; the run record's ``notes`` (a teacher
+    fed input normalised for another detector). ``attrs``: paper, table, title, source, scale,
     seeds.
     """
     import pandas as pd
@@ -255,6 +256,9 @@ def compare_rows(paper: str, table: str, plans: Dict[int, Plan], store: RunStore
             note = _weak_teacher_note(teachers, base if r.method != 'baseline' else None)
             if note and note not in notes:
                 notes.append(note)
+            for note in run.get('notes') or []:     # e.g. the teacher's input (kdlab.methods.preprocessing)
+                if note not in notes:
+                    notes.append(note)
         if skipped:
             status = f'skipped: {skipped}'
         elif not done:

@@ -216,6 +216,9 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
         'provenance': provenance(cfg, world_size=runner.world_size),
         **(extra or {}),
     }
+    teacher_input = (cfg.get('kdlab_method') or {}).get('teacher_input')
+    if teacher_input:            # kdlab.methods.preprocessing: what the teacher saw
+        record['notes'] = [teacher_input]
     attempts = _attempts(work_dir)
     if len(attempts) > 1:        # interrupted before: the earlier processes' time counts too
         record['attempts'] = len(attempts)

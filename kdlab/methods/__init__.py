@@ -124,6 +124,10 @@ def distill_config(student_cfg, teacher_cfg, *, student: str, teacher: str, teac
     inherit = tuple(m.inherit if inherit is None else inherit)
     cfg.kdlab_method = dict(method=method, pairing=pairing, params=resolved,
                             student=student, teacher=teacher)
+    from kdlab.methods.preprocessing import teacher_input_note
+    mismatch = teacher_input_note(architecture, teacher_model)
+    if mismatch:
+        cfg.kdlab_method['teacher_input'] = mismatch
     if m.configure is not None:
         m.configure(cfg, **cfg.kdlab_method['params'])
     if inherit:
