@@ -1,8 +1,8 @@
-"""``python -m benchmarks [feature_losses|train_step|registry_runs|mmcv_ops] [options]``: dispatch to a benchmark
+"""``python -m benchmarks [feature_losses|train_step|registry_runs|mmcv_ops|throughput] [options]``: dispatch to a benchmark
 module's ``main`` (no name: ``feature_losses``)."""
 import sys
 
-BENCHMARKS = ('feature_losses', 'train_step', 'registry_runs', 'mmcv_ops')
+BENCHMARKS = ('feature_losses', 'train_step', 'registry_runs', 'mmcv_ops', 'throughput')
 
 
 def main(argv=None) -> int:
@@ -23,6 +23,9 @@ def main(argv=None) -> int:
     if name == 'mmcv_ops':
         from benchmarks import mmcv_ops
         return mmcv_ops.main(argv)
+    if name == 'throughput':
+        from benchmarks import throughput
+        return throughput.main(argv)
     return 2  # pragma: no cover
 
 

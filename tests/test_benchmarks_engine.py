@@ -92,3 +92,15 @@ def test_train_step_takes_another_pair(tmp_path):
         train_step.main(['--only', 'pkd', '--pair', 'retinanet_r18'])
     with pytest.raises(SystemExit):
         train_step.main(['--only', 'pkd', '--pair', 'retinanet_r18:no_such_detector'])
+
+
+def test_throughput_times_the_student_and_each_method_on_this_device(capsys, tmp_path, smoke_data):
+    """The GPU benchmark's CPU path (smoke scale): a student row, a row per method with its ratio."""
+    from benchmarks import throughput
+    out = tmp_path / 'rows.json'
+    code = throughput.main(['--scale', 'smoke', '--warmup', '1', '--iters', '1', '--methods', 'pkd', 'icd',
+                            '--json', str(out)])
+    rows = json.loads(out.read_text())
+    assert code == 0 and [r['what'] for r in rows][0] == 'retinanet_r50' and len(rows) == 3
+    assert all(r['images_per_s'] > 0 and r['peak_mib'] > 0 and r['device'] == 'cpu' for r in rows)
+    assert rows[1]['x student'] > 0 and 'retinanet_r50 <- retinanet_x101 [icd]' in capsys.readouterr().out
