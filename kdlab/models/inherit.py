@@ -4,7 +4,8 @@ Several headline numbers depend on it: MGD and FGD (and mmrazor's official MGD c
 released code: ``PRELOAD_FPN`` / ``PRELOAD_HEAD``) start the student's FPN and detection head from the teacher's
 weights. kdlab makes it a switch usable with any method: ``distill_config(..., inherit=('neck', 'bbox_head'))``
 adds :class:`InheritTeacherHook` to the config's ``custom_hooks`` (:func:`add_inherit_hook`). A method's default
-(``register_method(..., inherit=...)``) keeps only the modules both detectors have with the same type; an explicit
+(``register_method(..., inherit=...)``) applies to a teacher of the student's own detector family only and keeps the
+modules both detectors have with the same type (``kdlab.methods.distill_config``); an explicit
 request naming a module of another type in the teacher is refused when the config is made.
 
 The copy (:func:`inherit_from_teacher`) takes, for each named module, every parameter and buffer of the

@@ -248,6 +248,7 @@ def main(argv=None) -> int:
     p.add_argument('--train-scale', default='smoke', choices=('smoke', 'mini'))
     p.add_argument('--detectors', nargs='*', default=list(E2E_DETECTORS), help='zoo names trained with --train')
     p.add_argument('--no-ops', action='store_true', help='skip the op-by-op comparison')
+    p.add_argument('--seed', type=int, default=0, help='seed of the trainings (--train)')
     p.add_argument('--out', default=None, help='JSON file to write')
     args = p.parse_args(argv)
     import kdlab  # noqa: F401  (kdlab's mmcv._ext, compat fixes)
@@ -258,7 +259,8 @@ def main(argv=None) -> int:
     for row in report['ops']:
         print(json.dumps(row))
     if args.train:
-        report['training'] = train_each_backend(args.detectors, (args.a, args.b), scale=args.train_scale)
+        report['training'] = train_each_backend(args.detectors, (args.a, args.b), scale=args.train_scale,
+                                                seed=args.seed)
         for row in report['training']:
             print(json.dumps(row))
     if args.out:
