@@ -224,6 +224,33 @@ def train_each_backend(detectors: Sequence[str] = E2E_DETECTORS, backends: Seque
     return rows
 
 
+def evaluate_each_backend(detector: str, epochs: int = 3, train_with: str = 'kdlab', scale: str = 'mini',
+                          backends: Sequence[str] = ('kdlab', 'compiled')) -> dict:
+    """Train ``detector`` for ``epochs`` with one implementation, then evaluate that one checkpoint with each:
+    separates what the ops do at test time from how training trajectories diverge."""
+    import copy
+    from mmengine.runner import Runner
+    from kdlab import ops
+    from kdlab.zoo import detector_config
+    with tempfile.TemporaryDirectory(prefix='kdlab-ops-eval-') as work:
+        cfg = detector_config(detector, scale)
+        cfg.train_cfg.max_epochs, cfg.train_cfg.val_interval = epochs, epochs + 1
+        cfg.param_scheduler = [p for p in cfg.param_scheduler if p['type'] == 'LinearLR']   # warm-up only
+        cfg.work_dir, cfg.log_level = os.path.join(work, 'train'), 'WARNING'
+        with ops.use(train_with):
+            Runner.from_cfg(copy.deepcopy(cfg)).train()
+        out = dict(detector=detector, scale=scale, epochs=epochs, trained_with=train_with)
+        for which in backends:
+            c = copy.deepcopy(cfg)
+            c.load_from, c.work_dir, c.experiment_name = (os.path.join(work, 'train', f'epoch_{epochs}.pth'),
+                                                          os.path.join(work, which), f'eval_{which}_{os.getpid()}')
+            with ops.use(which):
+                metrics = Runner.from_cfg(c).test()
+            out[which] = {k.split('/')[-1]: round(float(v) * 100, 2) for k, v in metrics.items()
+                          if k.startswith('coco/bbox_mAP')}
+    return out
+
+
 def weight_difference(a: str, b: str) -> dict:
     """The largest absolute difference between two checkpoints' weights, and the largest weight: training is
     deterministic on one machine (``kdlab resume-check``), so what differs comes from the ops."""
@@ -249,6 +276,8 @@ def main(argv=None) -> int:
     p.add_argument('--detectors', nargs='*', default=list(E2E_DETECTORS), help='zoo names trained with --train')
     p.add_argument('--no-ops', action='store_true', help='skip the op-by-op comparison')
     p.add_argument('--seed', type=int, default=0, help='seed of the trainings (--train)')
+    p.add_argument('--same-checkpoint', action='store_true',
+                   help='train each of --detectors 3 epochs with --a, evaluate that checkpoint with --a and --b')
     p.add_argument('--out', default=None, help='JSON file to write')
     args = p.parse_args(argv)
     import kdlab  # noqa: F401  (kdlab's mmcv._ext, compat fixes)
@@ -262,6 +291,11 @@ def main(argv=None) -> int:
         report['training'] = train_each_backend(args.detectors, (args.a, args.b), scale=args.train_scale,
                                                 seed=args.seed)
         for row in report['training']:
+            print(json.dumps(row))
+    if args.same_checkpoint:
+        report['same_checkpoint'] = [evaluate_each_backend(d, train_with=args.a, backends=(args.a, args.b))
+                                     for d in args.detectors]
+        for row in report['same_checkpoint']:
             print(json.dumps(row))
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
