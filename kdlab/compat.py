@@ -68,23 +68,34 @@ class _QuantizationPlaceholder(types.ModuleType):
         return placeholder
 
 
-class _QuantizationFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+class StandInFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """A ``sys.meta_path`` finder that answers the import of ``name`` (and, for a package, every module below
+    it) with ``create(fullname)``: a module kdlab stands in for one that does not import or is not installed
+    (fix 1 and fix 5). ``name`` also tells the finders apart."""
+
+    def __init__(self, name: str, create, *, package: bool = False):
+        self.name, self.create, self.package = name, create, package
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname == QUANTIZATION_PACKAGE or fullname.startswith(QUANTIZATION_PACKAGE + '.'):
-            return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
+        if fullname == self.name or (self.package and fullname.startswith(self.name + '.')):
+            return importlib.machinery.ModuleSpec(fullname, self, is_package=self.package)
         return None
 
     def create_module(self, spec):
-        return _QuantizationPlaceholder(spec.name)
+        return self.create(spec.name)
 
     def exec_module(self, module):
         pass
 
 
+def remove_stand_in(name: str) -> None:
+    """Take the :class:`StandInFinder` for ``name`` off ``sys.meta_path`` (if there is one)."""
+    sys.meta_path[:] = [f for f in sys.meta_path if not (isinstance(f, StandInFinder) and f.name == name)]
+
+
 def _install_quantization_placeholder() -> None:
-    if not any(isinstance(f, _QuantizationFinder) for f in sys.meta_path):
-        sys.meta_path.insert(0, _QuantizationFinder())
+    if not any(isinstance(f, StandInFinder) and f.name == QUANTIZATION_PACKAGE for f in sys.meta_path):
+        sys.meta_path.insert(0, StandInFinder(QUANTIZATION_PACKAGE, _QuantizationPlaceholder, package=True))
 
 
 def checkpoint_safe_globals() -> list:

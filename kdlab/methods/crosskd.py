@@ -15,15 +15,12 @@ from kdlab.errors import KdlabError
 from kdlab.methods import register_method
 from kdlab.methods.icd import add_custom_imports
 
-LOSS_KEYS = ('cls_weight', 'beta', 'reg_loss', 'reg_weight', 'kl_weight', 'kl_T')
-
-
 HEADS = ('RetinaHead', 'GFLHead', 'FCOSHead')
 
 
 def configure_crosskd(cfg, **params) -> None:
-    """Check the pair (same dense head type) and put the parameters into the distiller; a parameter still
-    ``None`` has no released value for this student (kdlab.methods.official)."""
+    """Check the pair (same dense head type) and that every parameter has a value (one still ``None`` has no
+    released value for this student: kdlab.methods.official); the builder put them into the distiller."""
     head = cfg.model.architecture.get('bbox_head', {}).get('type')
     if head not in HEADS:
         raise KdlabError(f'CrossKD needs a dense one-stage student with one of {list(HEADS)}, got head '
@@ -37,10 +34,6 @@ def configure_crosskd(cfg, **params) -> None:
     if missing:
         raise KdlabError(f'CrossKD has no released value of {", ".join(missing)} for the student '
                          f'{cfg.kdlab_method["student"]}', 'pass them to distill_config (a row: switches)')
-    resolved = dict(params)
-    distiller = cfg.model.distiller
-    distiller.reused_head_idx = resolved['reused_head_idx']
-    distiller.loss_crosskd.update({k: resolved[k] for k in LOSS_KEYS})
     add_custom_imports(cfg)
 
 

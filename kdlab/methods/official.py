@@ -73,26 +73,15 @@ OFFICIAL: Tuple[Official, ...] = (
 )
 
 
-def family(detector: str) -> str:
-    """The zoo family of a detector name (``'retinanet_r50'`` -> ``'retinanet'``)."""
-    from kdlab.zoo import parse_detector
-    return parse_detector(detector)[0].name
-
-
 def entry(method: str, student: str, teacher: str):
-    """The most specific entry for the pair (families or zoo names), or None."""
-    s = family(student) if student not in _families() else student
-    t = family(teacher) if teacher not in _families() else teacher
+    """The most specific entry for the pair of zoo detectors, or None."""
+    from kdlab.methods import detector_family
+    s, t = detector_family(student).name, detector_family(teacher).name
     exact = [o for o in OFFICIAL if o.method == method and o.student == s and o.teacher == t]
     if exact:
         return exact[0]
     loose = [o for o in OFFICIAL if o.method == method and o.student == s and o.teacher == ANY]
     return loose[0] if loose else None
-
-
-def _families():
-    from kdlab.zoo import FAMILIES
-    return FAMILIES
 
 
 def resolve(method: str, student: str, teacher: str, defaults: Mapping[str, object],

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-PYTORCH_STYLE = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True)
-
-
 def _normalisation(model: dict) -> dict:
     pre = dict(model.get('data_preprocessor') or {})
     return dict(mean=[float(v) for v in pre.get('mean') or (0.0, 0.0, 0.0)],

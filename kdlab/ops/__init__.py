@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import importlib.abc
 import importlib.machinery
 import importlib.util
 import os
@@ -55,31 +54,22 @@ def compiled_extension_path() -> Optional[str]:
     return None
 
 
-class _ExtFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Answers ``import mmcv._ext`` with :class:`kdlab.ops.ext.MmcvExt`."""
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname == EXT:
-            return importlib.machinery.ModuleSpec(fullname, self)
-        return None
-
-    def create_module(self, spec):
-        from kdlab.ops.ext import MmcvExt
-        return MmcvExt(spec.name)
-
-    def exec_module(self, module):
-        pass
+def _kdlab_ext(name: str):
+    from kdlab.ops.ext import MmcvExt
+    return MmcvExt(name)
 
 
 def install() -> None:
-    """Put the finder where :envvar:`KDLAB_MMCV_OPS` says (idempotent): first for ``kdlab``, last for
-    ``auto`` (Python's path finder then finds a compiled ``mmcv/_ext*.so`` first), nowhere for ``compiled``."""
-    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _ExtFinder)]
+    """Put a finder answering ``import mmcv._ext`` with :class:`kdlab.ops.ext.MmcvExt` where
+    :envvar:`KDLAB_MMCV_OPS` says (idempotent): first for ``kdlab``, last for ``auto`` (Python's path finder then
+    finds a compiled ``mmcv/_ext*.so`` first), nowhere for ``compiled``."""
+    from kdlab.compat import StandInFinder, remove_stand_in
+    remove_stand_in(EXT)
     which = choice()
     if which == 'kdlab':
-        sys.meta_path.insert(0, _ExtFinder())
+        sys.meta_path.insert(0, StandInFinder(EXT, _kdlab_ext))
     elif which == 'auto':
-        sys.meta_path.append(_ExtFinder())
+        sys.meta_path.append(StandInFinder(EXT, _kdlab_ext))
 
 
 def _is_kdlab(module) -> bool:

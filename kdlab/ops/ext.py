@@ -74,16 +74,8 @@ def roi_align_forward(input, rois, output, argmax_y, argmax_x, aligned_height, a
 def roi_align_backward(grad_output, rois, argmax_y, argmax_x, grad_input, aligned_height, aligned_width,
                        spatial_scale, sampling_ratio, pool_mode, aligned):
     _avg_only(pool_mode)
-    if kernels.torchvision_kernels():
-        # RoIAlign is linear in its input: the gradient does not depend on the input's values
-        probe = grad_input.new_zeros(grad_input.shape)
-        grad, _ = kernels.vjp(lambda x, r: kernels.roi_align(x, r, (aligned_height, aligned_width),
-                                                             spatial_scale, sampling_ratio, aligned),
-                              (probe, rois), grad_output, (True, False))
-    else:
-        grad = kernels.roi_align_backward(grad_output, rois, grad_input.shape, spatial_scale, sampling_ratio,
-                                          aligned)
-    grad_input.add_(grad)
+    grad_input.add_(kernels.roi_align_backward(grad_output, rois, grad_input.shape, spatial_scale, sampling_ratio,
+                                               aligned))
 
 
 # --------------------------------------------------------------------------------------- deform conv (v1)

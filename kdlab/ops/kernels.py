@@ -79,9 +79,6 @@ def roi_align(input: Tensor, rois: Tensor, output_size: Tuple[int, int], spatial
     Differentiable in ``input``.
     """
     ph, pw = output_size
-    if torchvision_kernels():
-        return _TorchvisionRoIAlign.apply(input, rois, float(spatial_scale), ph, pw, int(sampling_ratio),
-                                          bool(aligned))
     return _RoIAlign.apply(input, rois, float(spatial_scale), ph, pw, int(sampling_ratio), bool(aligned))
 
 
@@ -151,6 +148,9 @@ def _roi_windows(rois: Tensor, shape, ph: int, pw: int, spatial_scale: float, sa
 
 def roi_align_forward(input: Tensor, rois: Tensor, ph: int, pw: int, spatial_scale: float, sampling_ratio: int,
                       aligned: bool) -> Tensor:
+    """RoIAlign's output ``(R, C, ph, pw)``: torchvision's kernel where it loads, else the separable products."""
+    if torchvision_kernels():
+        return torch.ops.torchvision.roi_align(input, rois, spatial_scale, ph, pw, sampling_ratio, aligned)
     out = input.new_zeros((rois.shape[0], input.shape[1], ph, pw))
     with torch.no_grad():
         for r, b, (y0, y1), (x0, x1), ay, ax in _roi_windows(rois.detach().to(input.dtype), input.shape, ph, pw,
@@ -163,6 +163,10 @@ def roi_align_backward(grad_output: Tensor, rois: Tensor, input_shape, spatial_s
                        sampling_ratio: int, aligned: bool) -> Tensor:
     """The gradient of :func:`roi_align_forward` in its input (it is linear: the transposed products)."""
     ph, pw = grad_output.shape[2:]
+    if torchvision_kernels():
+        B, C, H, W = input_shape
+        return torch.ops.torchvision._roi_align_backward(grad_output.contiguous(), rois, spatial_scale, ph, pw,
+                                                         B, C, H, W, sampling_ratio, aligned)
     grad_input = grad_output.new_zeros(input_shape)
     with torch.no_grad():
         for r, b, (y0, y1), (x0, x1), ay, ax in _roi_windows(rois.detach().to(grad_output.dtype), input_shape,
@@ -185,24 +189,6 @@ class _RoIAlign(torch.autograd.Function):
         spatial_scale, sampling_ratio, aligned, shape = ctx.args
         return (roi_align_backward(grad.contiguous(), rois, shape, spatial_scale, sampling_ratio, aligned),
                 None, None, None, None, None, None)
-
-
-class _TorchvisionRoIAlign(torch.autograd.Function):
-    """torchvision's kernels, forward and backward (its Python wrapper converts the RoI format)."""
-
-    @staticmethod
-    def forward(ctx, input, rois, spatial_scale, ph, pw, sampling_ratio, aligned):
-        ctx.save_for_backward(rois)
-        ctx.args = (spatial_scale, ph, pw, sampling_ratio, aligned, tuple(input.shape))
-        return torch.ops.torchvision.roi_align(input, rois, spatial_scale, ph, pw, sampling_ratio, aligned)
-
-    @staticmethod
-    def backward(ctx, grad):
-        rois, = ctx.saved_tensors
-        spatial_scale, ph, pw, sampling_ratio, aligned, (B, C, H, W) = ctx.args
-        grad_input = torch.ops.torchvision._roi_align_backward(
-            grad.contiguous(), rois, spatial_scale, ph, pw, B, C, H, W, sampling_ratio, aligned)
-        return grad_input, None, None, None, None, None, None
 
 
 # ------------------------------------------------------------------------------------ deformable convolution
