@@ -89,6 +89,8 @@ def test_config_parses_and_agrees_with_the_method_builder(rel):
         assert loss.get('student_channels', 256) == 256
     for name, mapping in d.loss_forward_mappings.items():
         assert {k: dict(v) for k, v in mapping.items()} == {k: dict(v) for k, v in r.loss_forward_mappings[name].items()}
+    for side in ('student_recorders', 'teacher_recorders'):   # the hook points (MGD/FGD: neck.fpn_convs.i.conv)
+        assert {k: dict(v) for k, v in d[side].items()} == {k: dict(v) for k, v in r[side].items()}, side
     if method == 'dfmsd':
         assert (d.enhance is None) == (r.enhance is None)
         if d.enhance is not None:

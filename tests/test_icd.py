@@ -266,6 +266,10 @@ def test_the_decoder_gets_its_own_adamw_with_gradient_clipping(icd):
     norm = torch.norm(torch.stack([p.grad.norm() for p in model.distiller.parameters()]))
     assert norm.item() == pytest.approx(0.01, rel=1e-3)
     assert all((p.grad == 3.0).all() for p in model.student.parameters())   # the student's are untouched
+    stu._clip_grad()      # the student's own: element-wise at 1.0 (released configs: Detectron2 CLIP_TYPE value)
+    assert all((p.grad == 1.0).all() for p in model.student.parameters())
+    after = torch.norm(torch.stack([p.grad.norm() for p in model.distiller.parameters()]))
+    assert after.item() == pytest.approx(norm.item())            # ICD's parts: not clipped again
 
 
 def _snapshot_hook():

@@ -231,3 +231,37 @@ def test_sal_chain_stages_and_student_handover(zoo, tmp_path):
     for name, p in m0.student.state_dict().items():
         assert torch.equal(m1.student.state_dict()[name], p), name
     assert not torch.equal(m1.teacher.neck.fpn_convs[0].conv.weight, m0.teacher.neck.fpn_convs[0].conv.weight)
+
+
+@pytest.mark.parametrize('family,gn', [('retinanet', False), ('reppoints', True)])
+def test_mgd_and_fgd_hook_the_fpn_convs_before_a_gn_neck_norm(zoo, batch, family, gn):
+    """The released MGD/FGD configs record ``neck.fpn_convs.i.conv``: before a GN neck's GroupNorm (RepPoints),
+    the neck's output itself for a neck without norm layers (RetinaNet); ``record='neck'`` keeps the outputs."""
+    student, teacher = f'{family}_r18', f'{family}_r50'
+    cfg = _cfg(zoo, 'fgd', student, teacher, inherit=())
+    recorders = cfg.model.distiller.teacher_recorders
+    assert {k: v['source'] for k, v in recorders.items()} == {f'fpn{i}': f'neck.fpn_convs.{i}.conv' for i in range(5)}
+    assert 'fpn' not in cfg.model.distiller.student_recorders
+    neck_cfg = _cfg(zoo, 'fgd', student, teacher, inherit=(), record='neck')
+    assert dict(neck_cfg.model.distiller.teacher_recorders) == {'fpn': dict(type='ModuleOutputs', source='neck')}
+    model = _build(cfg)
+    data = model.data_preprocessor(batch, True)
+    with model.distiller.teacher_recorders, torch.no_grad():
+        outs = model.teacher.extract_feat(data['inputs'])
+    conv = model.distiller.teacher_recorders.get_recorder('fpn1').get_record_data()
+    norm = model.teacher.neck.fpn_convs[1].norm if gn else None
+    if gn:
+        assert not torch.allclose(conv, outs[1]) and torch.allclose(norm(conv), outs[1], atol=1e-5)
+    else:
+        assert torch.equal(conv, outs[1])
+
+
+def test_a_max_pool_level_is_recorded_at_the_neck_output(zoo):
+    from kdlab.core.levels import fpn_conv_count
+    assert fpn_conv_count(zoo('faster_rcnn_r50').model.neck) == 4       # P6 is a max-pool
+    assert fpn_conv_count(zoo('retinanet_r18').model.neck) == 5
+    cfg = _cfg(zoo, 'fgd', 'retinanet_r18', 'faster_rcnn_r50', inherit=(), pairing='stride')
+    d = cfg.model.distiller
+    teacher_sources = {m['preds_T']['recorder']: m['preds_T'].get('data_idx') for m in d.loss_forward_mappings.values()}
+    assert d.teacher_recorders['fpn']['source'] == 'neck' and teacher_sources['fpn'] == 4   # P6 <- P6 (max-pool)
+    assert d.teacher_recorders['fpn1']['source'] == 'neck.fpn_convs.1.conv'                 # P3 <- P3

@@ -23,10 +23,7 @@ def _mmrazor_configs():
 
 #: Differences kdlab keeps on purpose (method, field) -> why. Each is open work of the issue "Every method as
 #: its authors' code runs it" or a documented switch (docs/methods.md).
-DECLARED = {
-    ('mgd', 'hook'): "mmrazor's MGD config records neck.fpn_convs.i.conv, kdlab the neck's outputs: the same "
-                     'tensors for a neck without norm layers (RetinaNet), not after a GroupNorm',
-}
+DECLARED = {}
 
 #: the student of a config whose architecture is written out, not given as a cfg_path
 STUDENT_OF = {'mgd_fpn_retina_x101_retina_r50_2x_coco.py': 'mmdet::retinanet/retinanet_r50_fpn_2x_coco.py'}

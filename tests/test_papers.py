@@ -59,8 +59,9 @@ def test_registered_papers_and_tables():
     assert papers.list_tables('pkd') == ['abstract', 'metafile']
     assert papers.list_tables('icd') == ['readme']
     assert papers.list_tables('dsamkd') == ['abstract']
-    for baseline_only in ('mgd', 'fgd', 'amd', 'dmkd', 'crosskd'):
-        assert papers.list_tables(baseline_only) == []
+    for baseline, tables in (('mgd', ['readme']), ('fgd', ['readme']), ('crosskd', ['readme']),
+                             ('amd', ['abstract']), ('dmkd', [])):
+        assert papers.list_tables(baseline) == tables
 
 
 def test_paper_metadata():
@@ -524,3 +525,17 @@ def test_a_gain_printed_over_a_baseline_of_another_schedule_is_checked_against_i
     assert (tood['note'] == 'baseline of another schedule (1x)').all()
     same = gains[gains['row'] == 'gfl_r101.gfl_r50.pkd'].iloc[0]
     assert same['ok'] and same['note'] == '' and same['computed'] == 3.1
+
+
+def test_the_baseline_papers_own_numbers_show_where_papers_disagree():
+    """FGD's, MGD's and CrossKD's README results and AMD's abstract are in the registry; the cross-paper view
+    shows DCSF-KD's FGD rows below FGD's own numbers on the same pairs."""
+    from kdlab import papers
+    for pid, table in (('fgd', 'readme'), ('mgd', 'readme'), ('crosskd', 'readme'), ('amd', 'abstract')):
+        assert table in papers.list_tables(pid)
+    f = papers.findings()
+    fgd = f[(f.method == 'fgd') & (f.pair == 'RetinaNet-X101 -> RetinaNet-R50')]
+    assert dict(zip(fgd.paper + '/' + fgd.table, fgd.mAP)) == {
+        'fgd/readme': 40.7, 'dfmsd/table6': 40.7, 'dcsf_kd/table1': 40.4}
+    mgd = f[(f.method == 'mgd') & (f.pair == 'RetinaNet-X101 -> RetinaNet-R50')]
+    assert mgd.empty          # MGD's README and DFMSD Table 6 agree (41.0)

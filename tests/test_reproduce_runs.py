@@ -41,7 +41,7 @@ def smoke_reproductions(smoke_runs):
     from kdlab.engine.batch import run_notebooks
     store_params, root = smoke_runs
     jobs = []      # (paper, tables, jobs, out)
-    for paper in make_reproduce_notebooks.PAPERS:
+    for paper in make_reproduce_notebooks.SEED_PAPERS:
         tables = papers.list_tables(paper)
         if paper == 'dcsf_kd':
             jobs.append((paper, tables, 2, root / paper))
@@ -54,7 +54,7 @@ def smoke_reproductions(smoke_runs):
         return run_notebooks(paper, tables, scale='smoke', jobs=n, out=out, progress=False, export_dir=str(out),
                              formats=['csv', 'png'], **store_params)
 
-    results = {p: ([], {}, None) for p in make_reproduce_notebooks.PAPERS}
+    results = {p: ([], {}, None) for p in make_reproduce_notebooks.SEED_PAPERS}
     with futures.ThreadPoolExecutor(max_workers=2) as pool:
         for job, fut in [(j, pool.submit(run, j)) for j in jobs]:
             paper, tables, n, out = job
@@ -68,7 +68,7 @@ def smoke_reproductions(smoke_runs):
     return results
 
 
-@pytest.mark.parametrize('paper', make_reproduce_notebooks.PAPERS)
+@pytest.mark.parametrize('paper', make_reproduce_notebooks.SEED_PAPERS)
 def test_every_registered_table_reproduces_at_smoke_scale(paper, smoke_reproductions):
     executed, folders, error = smoke_reproductions[paper]
     if error is not None:

@@ -55,3 +55,33 @@ def levels_of(detector: str) -> Tuple[str, ...]:
     from kdlab.zoo import parse_detector
     family, _ = parse_detector(detector)
     return family.levels
+
+
+def fpn_conv_count(neck: dict) -> int:
+    """How many of an mmdet ``FPN``'s outputs a conv makes (``neck.fpn_convs``), in output order.
+
+    An FPN's outputs are its ``fpn_convs`` (one per used backbone level, then one per extra level when
+    ``add_extra_convs``) and, past them, max-pools of the last one (a two-stage neck's P6). 0 for a neck of
+    another type."""
+    if (neck or {}).get('type', '').split('.')[-1] != 'FPN':
+        return 0
+    in_levels = len(neck['in_channels'])
+    end = neck.get('end_level', -1)
+    used = (in_levels if end == -1 else end + 1) - neck.get('start_level', 0)
+    extra = max(neck['num_outs'] - used, 0) if neck.get('add_extra_convs', False) else 0
+    return used + extra
+
+
+def neck_output_source(neck: dict, index: int, record: str = 'neck') -> Tuple[str, object]:
+    """(module to record, output index) of neck output ``index``.
+
+    ``record='neck'``: the neck's output (``'neck'``, index); ``'fpn_convs'``: the conv of the FPN that makes
+    it (``'neck.fpn_convs.i.conv'``, None), as MGD's and FGD's released configs hook it — before the
+    GroupNorm of a GN neck (RepPoints); the same tensor for a neck without norm layers. A level no conv makes
+    (a max-pool P6) is recorded at the neck's output, which is then the max-pool of the conv's output for a
+    neck without norm layers."""
+    if record == 'neck' or index >= fpn_conv_count(neck):
+        return 'neck', index
+    if record == 'fpn_convs':
+        return f'neck.fpn_convs.{index}.conv', None
+    raise UnknownNameError('neck recording', record, ('neck', 'fpn_convs'))

@@ -30,7 +30,7 @@ def notebook_for(paper: str) -> Path:
     if not path.is_file():
         have = sorted(p.stem[len('reproduce_'):] for p in folder.glob('reproduce_*.ipynb'))
         raise UnknownNameError('paper with a reproduction notebook', paper, have,
-                               'the baselines (mgd, fgd, ...) are reproduced inside the seed papers\' tables')
+                               'a paper with reported tables gets one from tools/make_reproduce_notebooks.py')
     return path
 
 
@@ -89,6 +89,7 @@ def _watch_runs(paper: str, tables: List[str], scale: str, params: dict, stop: t
     try:
         job = reproduction(paper, tables, scale, rows=params.get('rows'), seeds=params.get('seeds') or [0],
                            data_root=params.get('data_root'), teacher_ckpts=params.get('teacher_ckpts'),
+                           teacher_input=params.get('teacher_input', 'student'),
                            store=RunStore(params.get('results_dir'), params.get('work_dir')))
     except KdlabError:
         return                 # the notebook fails on the same input and says so
@@ -154,7 +155,7 @@ def main(args) -> int:
     if args.plan:
         job = reproduction(args.paper, args.tables, args.scale, rows=args.rows, seeds=args.seeds,
                            data_root=args.data_root, store=RunStore(args.results, args.work_dir),
-                           teacher_ckpts=parse_teacher_ckpts(args.teacher_ckpt))
+                           teacher_ckpts=parse_teacher_ckpts(args.teacher_ckpt), teacher_input=args.teacher_input)
         summary = job.summary()
         print(summary.to_string(index=False))
         rebuild = job.to_rebuild()
@@ -164,7 +165,8 @@ def main(args) -> int:
                  + ', '.join(r.name for r in rebuild) if rebuild else ''))
         return 0
     params = dict(rows=args.rows, seeds=args.seeds, data_root=args.data_root, work_dir=args.work_dir,
-                  teacher_ckpts=parse_teacher_ckpts(args.teacher_ckpt), results_dir=args.results,
+                  teacher_ckpts=parse_teacher_ckpts(args.teacher_ckpt), teacher_input=args.teacher_input,
+                  results_dir=args.results,
                   export_dir=args.export_dir, device=args.device, gpus=args.gpus, workers=args.workers,
                   resume=not args.no_resume, train=not args.no_train)
     try:
@@ -179,7 +181,7 @@ def main(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser('reproduce', help="re-run a paper's tables beside the reported ones (papermill)")
-    p.add_argument('paper', help='pkd, dcsf_kd, dsamkd, icd or dfmsd')
+    p.add_argument('paper', help='pkd, dcsf_kd, dsamkd, icd, dfmsd; the baselines mgd, fgd, crosskd, amd')
     p.add_argument('--tables', nargs='+', default=None, help='table ids (default: all of the paper)')
     p.add_argument('--rows', nargs='+', default=None, help='row ids (default: all)')
     p.add_argument('--scale', default='mini', choices=('smoke', 'mini', 'full'))
@@ -192,6 +194,9 @@ def register(sub) -> None:
     p.add_argument('--out', default=None, help='executed notebooks (default: results/<paper>)')
     p.add_argument('--teacher-ckpt', action='append', default=None, metavar='NAME=PATH_OR_URL',
                    help='a released teacher (zoo name) to evaluate and distil from instead of training it')
+    p.add_argument('--teacher-input', default='student', choices=('student', 'own'),
+                   help="what the teacher is fed: the student's preprocessed batch (the released code's, default) "
+                        'or its own preprocessing')
     p.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
     p.add_argument('--gpus', type=int, default=1, help='processes per run (torchrun) when > 1')
     p.add_argument('-w', '--workers', type=int, default=1,

@@ -120,11 +120,12 @@ def full_schedule(name: str, schedule: str) -> str:
 
 class _Planner:
     def __init__(self, scale: str, seed: int, data_root: Optional[str], teacher_schedule: str,
-                 teacher_ckpts: Optional[Dict[str, str]] = None):
+                 teacher_ckpts: Optional[Dict[str, str]] = None, teacher_input: str = 'student'):
         self.plan = Plan(scale)
         self.scale, self.seed, self.data_root = scale, seed, data_root
         self.teacher_schedule = teacher_schedule
         self.teacher_ckpts = dict(teacher_ckpts or {})
+        self.teacher_input = teacher_input
 
     def detector_run(self, name: str, schedule: str, role: str) -> PlannedRun:
         from kdlab.zoo import detector_config
@@ -156,7 +157,8 @@ class _Planner:
             t_cfgs = [r.cfg for _, r in teachers]
             stages = sal_stages(s_cfg, t_cfgs, student=student, teachers=[t for t, _ in teachers],
                                 pairing=pairing_for(method, student, teachers[-1][0]),
-                                teacher_ckpts=[run_ref(r.key) for _, r in teachers], sal=sal, me=me, **params)
+                                teacher_ckpts=[run_ref(r.key) for _, r in teachers], sal=sal, me=me,
+                                teacher_input=self.teacher_input, **params)
             prev: Optional[PlannedRun] = None
             used = teachers if sal else teachers[-1:]
             for stage, (t_name, t_run) in zip(stages, used):
@@ -181,7 +183,8 @@ class _Planner:
         t_name, t_run = teachers[0]
         cfg = distill_config(s_cfg, t_run.cfg, student=student, teacher=t_name, teacher_ckpt=run_ref(t_run.key),
                              method=method, teacher_run=t_run.key,
-                             pairing=pairing_for(method, student, t_name), **params)
+                             pairing=pairing_for(method, student, t_name), teacher_input=self.teacher_input,
+                             **params)
         key = run_key(cfg)
         run = self.plan.runs.get(key) or PlannedRun(key, 'distilled', label, cfg, (t_run.key,))
         self.plan.add(run)
@@ -221,16 +224,18 @@ class _Planner:
 
 
 def plan_rows(rows: Iterable, scale: str = 'mini', *, seed: int = 0, data_root: Optional[str] = None,
-              teacher_schedule: str = '3x', teacher_ckpts: Optional[Dict[str, str]] = None) -> Plan:
+              teacher_schedule: str = '3x', teacher_ckpts: Optional[Dict[str, str]] = None,
+              teacher_input: str = 'student') -> Plan:
     """Plan the unique runs that answer ``rows`` at ``scale``.
 
     ``teacher_schedule``: the schedule of a teacher whose row does not state one (mini scale: teachers are
     trained ``3x`` so that they lead their students as clearly as the papers' teachers do; see
     ARCHITECTURE.md; full scale: the longest official schedule the zoo has when that one is missing).
     ``teacher_ckpts``: zoo name -> checkpoint path or URL of a teacher that is evaluated instead of trained
-    (the papers' released teachers at full scale).
+    (the papers' released teachers at full scale). ``teacher_input``: ``'student'`` (the released code: the
+    teacher is fed the student's preprocessed batch) or ``'own'`` (:mod:`kdlab.methods.preprocessing`).
     """
-    planner = _Planner(scale, seed, data_root, teacher_schedule, teacher_ckpts)
+    planner = _Planner(scale, seed, data_root, teacher_schedule, teacher_ckpts, teacher_input)
     for row in rows:
         planner.add_row(row)
     return planner.plan
@@ -238,12 +243,12 @@ def plan_rows(rows: Iterable, scale: str = 'mini', *, seed: int = 0, data_root: 
 
 def plan_pair(student: str, teachers: Sequence[str], method: str = 'pkd', scale: str = 'mini', *,
               schedule: str = '1x', teacher_schedule: str = '3x', seed: int = 0, data_root: Optional[str] = None,
-              **params) -> Plan:
+              teacher_input: str = 'student', **params) -> Plan:
     """Plan one distillation outside the registry: the teacher(s), the baseline student, the distilled one.
 
     The plan's ``rows`` name them ``teacher:<name>``, ``baseline`` and ``distilled``.
     """
-    planner = _Planner(scale, seed, data_root, teacher_schedule)
+    planner = _Planner(scale, seed, data_root, teacher_schedule, teacher_input=teacher_input)
     t_runs = [(t, planner.detector_run(t, teacher_schedule, 'teacher')) for t in teachers]
     plan = planner.plan
     for t, r in t_runs:

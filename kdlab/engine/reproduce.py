@@ -140,13 +140,14 @@ class Reproduction:
 def reproduction(paper: str, tables: Optional[Sequence[str]] = None, scale: str = 'mini', *,
                  rows: Optional[Sequence[str]] = None, seeds: Sequence[int] = (0,), data_root: Optional[str] = None,
                  store: Optional[RunStore] = None, teacher_schedule: str = '3x',
-                 teacher_ckpts: Optional[Dict[str, str]] = None) -> Reproduction:
+                 teacher_ckpts: Optional[Dict[str, str]] = None, teacher_input: str = 'student') -> Reproduction:
     """Plan ``tables`` (default: all) of ``paper`` at ``scale`` for each seed.
 
     ``rows``: keep only these row ids (as ``kdlab papers PAPER --table ID`` prints them). Unknown papers, tables
     or rows raise :class:`kdlab.errors.UnknownNameError` naming what exists. ``teacher_ckpts``: zoo name ->
     checkpoint path or URL of a teacher to evaluate and distil from instead of training it (full scale: the
-    papers' released teachers).
+    papers' released teachers). ``teacher_input``: ``'own'`` feeds each teacher its own preprocessing instead of
+    the student's batch (the released code's, default; :mod:`kdlab.methods.preprocessing`).
     """
     from kdlab import papers
     from kdlab.zoo import _check_scale
@@ -173,7 +174,7 @@ def reproduction(paper: str, tables: Optional[Sequence[str]] = None, scale: str 
             raise CheckpointError(f'teacher checkpoint {ckpt!r} of {name} does not exist',
                                   'give the path of a downloaded checkpoint, or its URL')
     plans = {s: plan_rows(all_rows, scale, seed=s, data_root=data_root, teacher_schedule=teacher_schedule,
-                          teacher_ckpts=teacher_ckpts) for s in seeds}
+                          teacher_ckpts=teacher_ckpts, teacher_input=teacher_input) for s in seeds}
     return Reproduction(paper, tables, scale, seeds, plans, store or RunStore(), list(rows) if rows else None)
 
 

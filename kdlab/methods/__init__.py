@@ -84,7 +84,7 @@ def detector_family(name: str):
 
 def distill_config(student_cfg, teacher_cfg, *, student: str, teacher: str, teacher_ckpt: Optional[str],
                    method: str = 'pkd', pairing: str = 'index', teacher_run: Optional[str] = None,
-                   inherit: Optional[Sequence[str]] = None, **params):
+                   inherit: Optional[Sequence[str]] = None, teacher_input: str = 'student', **params):
     """The mmengine config of ``student`` distilled from ``teacher`` with ``method``.
 
     Data, schedule and runtime come from ``student_cfg`` (the baseline the distilled student is compared
@@ -95,6 +95,9 @@ def distill_config(student_cfg, teacher_cfg, *, student: str, teacher: str, teac
     ``inherit`` names the student modules initialised from the teacher's (e.g. ``('neck', 'bbox_head')``,
     see :mod:`kdlab.models.inherit`); None: the method's default for a teacher of the student's own detector
     family (modules the pair cannot share are dropped), none across families; ``()``: none.
+
+    ``teacher_input``: ``'student'`` (default, the released code: the teacher is fed the student's preprocessed
+    batch) or ``'own'`` (each model its own normalisation; :mod:`kdlab.methods.preprocessing`).
     """
     m = get_method(method)
     unknown = set(params) - set(m.defaults)
@@ -109,9 +112,13 @@ def distill_config(student_cfg, teacher_cfg, *, student: str, teacher: str, teac
     cfg = copy.deepcopy(student_cfg)
     architecture = dict(_scope_='mmdet', **student_cfg.model.to_dict())
     teacher_model = dict(_scope_='mmdet', **teacher_cfg.model.to_dict())
+    distiller = m.build(pairs, **resolved)
+    if resolved.get('record', 'neck') != 'neck':     # where each neck level is hooked (MGD, FGD)
+        from kdlab.methods._common import record_neck_at
+        distiller = record_neck_at(distiller, architecture.get('neck'), teacher_model.get('neck'),
+                                   resolved['record'])
     cfg.model = dict(_scope_='mmrazor', type=m.algorithm, architecture=architecture, teacher=teacher_model,
-                     teacher_ckpt=teacher_ckpt,
-                     distiller=m.build(pairs, **resolved))
+                     teacher_ckpt=teacher_ckpt, distiller=distiller)
     cfg.val_cfg = dict(type='mmrazor.SingleTeacherDistillValLoop')
     cfg.find_unused_parameters = True
     cfg.teacher_run = teacher_run
@@ -124,10 +131,14 @@ def distill_config(student_cfg, teacher_cfg, *, student: str, teacher: str, teac
     inherit = tuple(m.inherit if inherit is None else inherit)
     cfg.kdlab_method = dict(method=method, pairing=pairing, params=resolved,
                             student=student, teacher=teacher)
-    from kdlab.methods.preprocessing import teacher_input_note
-    mismatch = teacher_input_note(architecture, teacher_model)
-    if mismatch:
-        cfg.kdlab_method['teacher_input'] = mismatch
+    from kdlab.methods.preprocessing import teacher_input_hook
+    hook, note = teacher_input_hook(architecture, teacher_model, teacher_input)
+    if note:
+        cfg.kdlab_method['teacher_input'] = note
+    if hook:
+        cfg.custom_hooks = [h for h in (cfg.get('custom_hooks') or []) if h.get('type') != hook['type']] + [hook]
+        from kdlab.methods._common import add_custom_imports
+        add_custom_imports(cfg)      # the hook is kdlab's (kdlab.models)
     if m.configure is not None:
         m.configure(cfg, **cfg.kdlab_method['params'])
     if inherit:

@@ -14,10 +14,21 @@ from __future__ import annotations
 import copy
 from typing import Callable, Dict, Optional, Sequence
 
-from kdlab.core.levels import LevelPair
+from kdlab.core.levels import LevelPair, neck_output_source
 from kdlab.errors import KdlabError, UnknownNameError
 
 KINDS = ('one_stage', 'two_stage')
+
+KDLAB_IMPORTS = 'kdlab.models'
+
+
+def add_custom_imports(cfg, module: str = KDLAB_IMPORTS) -> None:
+    """Make the config import ``module`` (kdlab's mmrazor components) before building the model."""
+    ci = dict(cfg.get('custom_imports') or {})
+    imports = list(ci.get('imports') or [])
+    if module not in imports:
+        imports.append(module)
+    cfg.custom_imports = dict(imports=imports, allow_failed_imports=bool(ci.get('allow_failed_imports', False)))
 
 
 def _level_number(level: str) -> int:
@@ -89,4 +100,29 @@ def level_distiller(pairs: Sequence[LevelPair], loss: dict, *, prefix: str,
     if conns:
         d['connectors'] = conns
     d.update(distiller_kwargs)
+    return d
+
+
+def record_neck_at(distiller: dict, student_neck: dict, teacher_neck: dict, record: str) -> dict:
+    """``distiller`` (a :func:`kdlab.methods.fpn_distiller`) with every neck output it compares recorded where
+    ``record`` says (:func:`kdlab.core.levels.neck_output_source`): ``'fpn_convs'`` hooks each level's FPN
+    conv (MGD's and FGD's released configs: ``neck.fpn_convs.i.conv``), one recorder per conv."""
+    if record == 'neck':
+        return distiller
+    d = copy.deepcopy(distiller)
+    for mapping in d['loss_forward_mappings'].values():
+        for key, neck, recorders in (('preds_S', student_neck, d['student_recorders']),
+                                     ('preds_T', teacher_neck, d['teacher_recorders'])):
+            m = mapping.get(key)
+            if not m or m.get('recorder') != 'fpn':
+                continue
+            source, idx = neck_output_source(neck, m['data_idx'], record)
+            if idx is None:
+                name = f'fpn{m["data_idx"]}'      # mmrazor's MGD config's names
+                recorders[name] = dict(type='ModuleOutputs', source=source)
+                m['recorder'] = name
+                m.pop('data_idx')
+    for key, recorders in (('preds_S', d['student_recorders']), ('preds_T', d['teacher_recorders'])):
+        if not any(m.get(key, {}).get('recorder') == 'fpn' for m in d['loss_forward_mappings'].values()):
+            recorders.pop('fpn', None)      # every level now has its own conv recorder
     return d

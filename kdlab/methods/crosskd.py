@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from kdlab.errors import KdlabError
 from kdlab.methods import register_method
-from kdlab.methods.icd import add_custom_imports
+from kdlab.methods._common import add_custom_imports
 
 HEADS = ('RetinaHead', 'GFLHead', 'FCOSHead')
 

@@ -9,6 +9,8 @@ config for (TOOD, Mask / Cascade R-CNN) ``preset='auto'`` is kdlab's choice: Ret
 Faster R-CNN's for two-stage students. Any single value can be overridden. FGD's released configs initialise the student's neck and
 heads from the teacher (``init_student=True``): kdlab's default too (``inherit``, kdlab.models.inherit); a
 heterogeneous pair (different neck/head types) needs ``distill_config(..., inherit=())``.
+FGD's configs hook ``neck.fpn_convs.i.conv`` (before a GN neck's GroupNorm, RepPoints'); so does kdlab by default
+(``record='fpn_convs'``; ``'neck'``: the neck's outputs), as MGD (:mod:`kdlab.methods.mgd`).
 """
 from __future__ import annotations
 
@@ -30,8 +32,8 @@ FGD_PRESETS = {
 
 @register_method('fgd', num_levels=5, two_stage_levels=4, inherit=DEFAULT_INHERIT,
                  defaults=dict(preset='auto', temp=None, alpha_fgd=None, beta_fgd=None, gamma_fgd=None,
-                               lambda_fgd=None, box_scale='img_shape', student_kind='auto'))
-def fgd(pairs, *, preset, temp, alpha_fgd, beta_fgd, gamma_fgd, lambda_fgd, box_scale, student_kind):
+                               lambda_fgd=None, box_scale='img_shape', student_kind='auto', record='fpn_convs'))
+def fgd(pairs, *, preset, temp, alpha_fgd, beta_fgd, gamma_fgd, lambda_fgd, box_scale, student_kind, record):
     """FGD (``FGDLoss``) on the neck outputs (two-stage: P2-P5) with the GT boxes of the batch; FGD's per-detector presets."""
     if preset == 'auto':
         preset = 'faster_rcnn' if detector_kind(pairs, student_kind) == 'two_stage' else 'retinanet'

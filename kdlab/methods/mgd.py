@@ -11,6 +11,10 @@ are read from the necks (``AutoChannelDistiller``). MGD compares equal-size maps
 different levels is refused (use ``pairing='stride'``). The official config initialises the student's neck
 and head from the teacher ("inheriting"): kdlab's default too (``inherit``, kdlab.models.inherit); a
 heterogeneous pair (different neck/head types) needs ``distill_config(..., inherit=())``.
+
+Where a level is recorded (``record``): ``'fpn_convs'`` (default; the official configs' hook,
+``neck.fpn_convs.i.conv``, before the GroupNorm of a GN neck such as RepPoints') or ``'neck'`` (the neck's
+outputs, after it); the same tensors for a neck without norm layers (:func:`kdlab.core.levels.neck_output_source`).
 """
 from __future__ import annotations
 
@@ -21,8 +25,8 @@ from kdlab.methods._common import by_kind, detector_kind, level_distiller, same_
 
 
 @register_method('mgd', num_levels=5, two_stage_levels=4, inherit=DEFAULT_INHERIT,
-                 defaults=dict(alpha=None, lambda_mgd=None, student_kind='auto'))
-def mgd(pairs, *, alpha, lambda_mgd, student_kind):
+                 defaults=dict(alpha=None, lambda_mgd=None, student_kind='auto', record='fpn_convs'))
+def mgd(pairs, *, alpha, lambda_mgd, student_kind, record):
     """MGD (mmrazor ``MGDLoss`` + ``MGDConnector``) on the neck outputs (two-stage: P2-P5); alpha/lambda by student kind."""
     same_level_pairs(pairs, 'MGD')
     kind = detector_kind(pairs, student_kind)

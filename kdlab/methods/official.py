@@ -21,6 +21,7 @@ MMRAZOR = 'mmrazor 1.0.0 configs/distill/mmdet/'
 DCSF_KD = 'github.com/LinY-ct/DCSF-KD configs/distill/mmdet/'
 FGD = 'github.com/yzd-v/FGD configs/distillers/fgd/'
 CROSSKD = 'github.com/jbwang1997/CrossKD configs/crosskd/'
+ICD = 'github.com/megvii-research/ICD pytorch_release/configs/Distillation-ICD/'
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,11 @@ OFFICIAL: Tuple[Official, ...] = (
     Official('crosskd', 'fcos', ANY,
              dict(reused_head_idx=2, cls_weight=0.4, reg_loss='iou', reg_weight=0.75, kl_weight=0.0),
              CROSSKD + 'crosskd_r50_fcos_r101-2x-ms_caffe_fpn_gn-head_2x_ms_coco.py (QFL 0.4 + IoU 0.75, head conv 2)'),
+    # ICD: the query cap (MAX_LABELS; utils/build.py's default 300 serves the one-stage configs)
+    Official('icd', 'faster_rcnn', ANY, {'max_instances': 100},
+             ICD + 'RCNN_R_50_R101_icd_FPN_1x.yaml (MAX_LABELS: 100; the MegEngine release keeps 300)'),
+    Official('icd', 'mask_rcnn', ANY, {'max_instances': 100},
+             ICD + 'MaskRCNN_R_50_R101_icd_FPN_1x.yaml (MAX_LABELS: 100; the MegEngine release keeps 300)'),
 )
 
 

@@ -11,13 +11,15 @@ this package is imported (``custom_imports = dict(imports=['kdlab.models'])``).
 * distillers: ``AutoChannelDistiller`` (fills in the channels of losses and connectors from the necks),
   ``DFMSDDistiller`` (carries DFMSD's masking-enhancement settings);
 * algorithms: ``FpnHeadTeacherDistill`` (teacher runs backbone, neck and the dense heads a recorder needs),
-  ``DFMSDDistill`` (masking enhancement: a second, augmented pass of teacher and student).
+  ``DFMSDDistill`` (masking enhancement: a second, augmented pass of teacher and student);
+* hooks (``mmengine.registry.HOOKS``): ``InheritTeacherHook`` (the student starts from the teacher's neck and
+  heads), ``TeacherOwnInputHook`` (the teacher is fed its own preprocessing).
 """
 import kdlab  # noqa: F401  (applies kdlab.compat: mmrazor imports on torch 2.x)
 
 from kdlab.models import algorithms, distillers, losses, recorders  # noqa: F401,E402
 
 __all__ = ['algorithms', 'distillers', 'losses', 'recorders']
-from kdlab.models import crosskd, icd, inherit, optim  # noqa: F401,E402  (CrossKD, ICD, inheriting, split optim)
+from kdlab.models import crosskd, icd, inherit, optim, teacher_input  # noqa: F401,E402  (CrossKD, ICD, inheriting, split optim, teacher input)
 
-__all__ += ['crosskd', 'icd', 'inherit', 'optim']
+__all__ += ['crosskd', 'icd', 'inherit', 'optim', 'teacher_input']

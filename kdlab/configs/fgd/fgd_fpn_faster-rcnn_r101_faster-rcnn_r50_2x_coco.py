@@ -19,9 +19,17 @@ model = dict(
     teacher_ckpt=teacher_ckpt,
     distiller=dict(
         type='ConfigurableDistiller',
-        student_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck'),
-                               samples=dict(type='DataSamples')),
-        teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+        student_recorders=dict(
+            fpn0=dict(type='ModuleOutputs', source='neck.fpn_convs.0.conv'),
+            fpn1=dict(type='ModuleOutputs', source='neck.fpn_convs.1.conv'),
+            fpn2=dict(type='ModuleOutputs', source='neck.fpn_convs.2.conv'),
+            fpn3=dict(type='ModuleOutputs', source='neck.fpn_convs.3.conv'),
+            samples=dict(type='DataSamples')),
+        teacher_recorders=dict(
+            fpn0=dict(type='ModuleOutputs', source='neck.fpn_convs.0.conv'),
+            fpn1=dict(type='ModuleOutputs', source='neck.fpn_convs.1.conv'),
+            fpn2=dict(type='ModuleOutputs', source='neck.fpn_convs.2.conv'),
+            fpn3=dict(type='ModuleOutputs', source='neck.fpn_convs.3.conv')),
         distill_losses=dict(
             loss_fgd_P2=dict(type='FGDLoss', student_channels=256, teacher_channels=256, temp=0.5, alpha_fgd=5e-05,
                              beta_fgd=2.5e-05, gamma_fgd=5e-05, lambda_fgd=5e-07),
@@ -34,20 +42,20 @@ model = dict(
         ),
         loss_forward_mappings=dict(
             loss_fgd_P2=dict(
-                preds_S=dict(from_student=True, recorder='fpn', data_idx=0),
-                preds_T=dict(from_student=False, recorder='fpn', data_idx=0),
+                preds_S=dict(from_student=True, recorder='fpn0'),
+                preds_T=dict(from_student=False, recorder='fpn0'),
                 data_samples=dict(from_student=True, recorder='samples')),
             loss_fgd_P3=dict(
-                preds_S=dict(from_student=True, recorder='fpn', data_idx=1),
-                preds_T=dict(from_student=False, recorder='fpn', data_idx=1),
+                preds_S=dict(from_student=True, recorder='fpn1'),
+                preds_T=dict(from_student=False, recorder='fpn1'),
                 data_samples=dict(from_student=True, recorder='samples')),
             loss_fgd_P4=dict(
-                preds_S=dict(from_student=True, recorder='fpn', data_idx=2),
-                preds_T=dict(from_student=False, recorder='fpn', data_idx=2),
+                preds_S=dict(from_student=True, recorder='fpn2'),
+                preds_T=dict(from_student=False, recorder='fpn2'),
                 data_samples=dict(from_student=True, recorder='samples')),
             loss_fgd_P5=dict(
-                preds_S=dict(from_student=True, recorder='fpn', data_idx=3),
-                preds_T=dict(from_student=False, recorder='fpn', data_idx=3),
+                preds_S=dict(from_student=True, recorder='fpn3'),
+                preds_T=dict(from_student=False, recorder='fpn3'),
                 data_samples=dict(from_student=True, recorder='samples')),
         )))
 

@@ -1,7 +1,7 @@
 # FGD (Yang et al., CVPR 2022):
 #   fcos_r101-caffe_fpn_gn-head_ms-640-800-2x_coco -> fcos_r50-caffe_fpn_gn-head_ms-640-800-2x_coco.
 # Reported: 42.3 (DCSF-KD Table 1) from FCOS-R50 2x multi-scale 39.1.
-# FGD's released fcos hyper-parameters; all five FPN outputs; the GT boxes reach the loss through kdlab's
+# FGD's released fcos hyper-parameters; all five FPN outputs, hooked at their convs (neck.fpn_convs.i.conv, as the released configs); the GT boxes reach the loss through kdlab's
 # DataSamplesRecorder (mmrazor 1.0.0's recorders cannot hand them over).
 _base_ = ['mmdet::fcos/fcos_r50-caffe_fpn_gn-head_ms-640-800-2x_coco.py']
 
@@ -18,9 +18,19 @@ model = dict(
     teacher_ckpt=teacher_ckpt,
     distiller=dict(
         type='ConfigurableDistiller',
-        student_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck'),
-                               samples=dict(type='DataSamples')),
-        teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+        student_recorders=dict(
+            fpn0=dict(type='ModuleOutputs', source='neck.fpn_convs.0.conv'),
+            fpn1=dict(type='ModuleOutputs', source='neck.fpn_convs.1.conv'),
+            fpn2=dict(type='ModuleOutputs', source='neck.fpn_convs.2.conv'),
+            fpn3=dict(type='ModuleOutputs', source='neck.fpn_convs.3.conv'),
+            fpn4=dict(type='ModuleOutputs', source='neck.fpn_convs.4.conv'),
+            samples=dict(type='DataSamples')),
+        teacher_recorders=dict(
+            fpn0=dict(type='ModuleOutputs', source='neck.fpn_convs.0.conv'),
+            fpn1=dict(type='ModuleOutputs', source='neck.fpn_convs.1.conv'),
+            fpn2=dict(type='ModuleOutputs', source='neck.fpn_convs.2.conv'),
+            fpn3=dict(type='ModuleOutputs', source='neck.fpn_convs.3.conv'),
+            fpn4=dict(type='ModuleOutputs', source='neck.fpn_convs.4.conv')),
         distill_losses=dict(
             loss_fgd_P3=dict(type='FGDLoss', student_channels=256, teacher_channels=256, temp=0.8, alpha_fgd=0.0016,
                              beta_fgd=0.0008, gamma_fgd=0.0008, lambda_fgd=8e-06),
@@ -35,24 +45,24 @@ model = dict(
         ),
         loss_forward_mappings=dict(
             loss_fgd_P3=dict(
-                preds_S=dict(from_student=True, recorder='fpn', data_idx=0),
-                preds_T=dict(from_student=False, recorder='fpn', data_idx=0),
+                preds_S=dict(from_student=True, recorder='fpn0'),
+                preds_T=dict(from_student=False, recorder='fpn0'),
                 data_samples=dict(from_student=True, recorder='samples')),
             loss_fgd_P4=dict(
-                preds_S=dict(from_student=True, recorder='fpn', data_idx=1),
-                preds_T=dict(from_student=False, recorder='fpn', data_idx=1),
+                preds_S=dict(from_student=True, recorder='fpn1'),
+                preds_T=dict(from_student=False, recorder='fpn1'),
                 data_samples=dict(from_student=True, recorder='samples')),
             loss_fgd_P5=dict(
-                preds_S=dict(from_student=True, recorder='fpn', data_idx=2),
-                preds_T=dict(from_student=False, recorder='fpn', data_idx=2),
+                preds_S=dict(from_student=True, recorder='fpn2'),
+                preds_T=dict(from_student=False, recorder='fpn2'),
                 data_samples=dict(from_student=True, recorder='samples')),
             loss_fgd_P6=dict(
-                preds_S=dict(from_student=True, recorder='fpn', data_idx=3),
-                preds_T=dict(from_student=False, recorder='fpn', data_idx=3),
+                preds_S=dict(from_student=True, recorder='fpn3'),
+                preds_T=dict(from_student=False, recorder='fpn3'),
                 data_samples=dict(from_student=True, recorder='samples')),
             loss_fgd_P7=dict(
-                preds_S=dict(from_student=True, recorder='fpn', data_idx=4),
-                preds_T=dict(from_student=False, recorder='fpn', data_idx=4),
+                preds_S=dict(from_student=True, recorder='fpn4'),
+                preds_T=dict(from_student=False, recorder='fpn4'),
                 data_samples=dict(from_student=True, recorder='samples')),
         )))
 

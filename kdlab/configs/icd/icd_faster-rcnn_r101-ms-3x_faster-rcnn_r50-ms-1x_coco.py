@@ -32,8 +32,8 @@ model = dict(
         teacher_indices=[0, 1, 2, 3, 4],
         loss_icd=dict(type='ICDLoss', loss_weight=3.0, temperature=1.0),   # lambda = 3 (two-stage)
         hidden_dims=256, num_heads=8, ffn_dims=1024,
-        neg_ratio=5.0, max_instances=300, jitter=0.3, fake_prior='online',
-        warmup_iters=1000))
+        neg_ratio=5.0, max_instances=100, jitter=0.3, fake_prior='online',
+        warmup_iters=1000))   # max_instances: MAX_LABELS of the released R-CNN config
 
 find_unused_parameters = True
 
@@ -42,7 +42,9 @@ val_cfg = dict(_delete_=True, type='mmrazor.SingleTeacherDistillValLoop')
 optim_wrapper = dict(
     _delete_=True,
     constructor='SplitOptimWrapperConstructor',
-    student=_base_.optim_wrapper,   # the student's own optimizer, as in its baseline config
+    # the student's own optimizer, as in its baseline config, its gradients clipped element-wise at 1.0
+    # (the released configs: SOLVER.CLIP_GRADIENTS.ENABLED, Detectron2's default CLIP_TYPE value, CLIP_VALUE 1.0)
+    student=dict(_base_.optim_wrapper, clip_grad=dict(type='value', clip_value=1.0)),
     decoder=dict(type='OptimWrapper',
                  optimizer=dict(type='AdamW', lr=1e-4, weight_decay=1e-4),
                  clip_grad=dict(max_norm=0.01, norm_type=2),

@@ -42,7 +42,9 @@ val_cfg = dict(_delete_=True, type='mmrazor.SingleTeacherDistillValLoop')
 optim_wrapper = dict(
     _delete_=True,
     constructor='SplitOptimWrapperConstructor',
-    student=_base_.optim_wrapper,   # the student's own optimizer, as in its baseline config
+    # the student's own optimizer, as in its baseline config, its gradients clipped element-wise at 1.0
+    # (the released configs: SOLVER.CLIP_GRADIENTS.ENABLED, Detectron2's default CLIP_TYPE value, CLIP_VALUE 1.0)
+    student=dict(_base_.optim_wrapper, clip_grad=dict(type='value', clip_value=1.0)),
     decoder=dict(type='OptimWrapper',
                  optimizer=dict(type='AdamW', lr=1e-4, weight_decay=1e-4),
                  clip_grad=dict(max_norm=0.01, norm_type=2),

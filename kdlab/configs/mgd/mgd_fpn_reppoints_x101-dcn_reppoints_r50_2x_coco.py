@@ -1,7 +1,7 @@
 # MGD (Yang et al., ECCV 2022), mmrazor's MGDLoss + MGDConnector:
 #   reppoints-moment_x101-dconv-c3-c5_fpn-gn_head-gn_2x_coco -> reppoints-moment_r50_fpn-gn_head-gn_2x_coco.
 # Reported: 42.3 (DFMSD Table 6) from RepPoints-R50 38.6.
-# alpha 2e-5, lambda 0.65 (MGD's one-stage setting), all five FPN outputs.
+# alpha 2e-5, lambda 0.65 (MGD's one-stage setting), all five FPN outputs, hooked at their convs (neck.fpn_convs.i.conv, as the released configs).
 _base_ = ['mmdet::reppoints/reppoints-moment_r50_fpn-gn_head-gn_2x_coco.py']
 
 custom_imports = dict(imports=['kdlab.models'], allow_failed_imports=False)
@@ -19,8 +19,18 @@ model = dict(
     teacher_ckpt=teacher_ckpt,
     distiller=dict(
         type='ConfigurableDistiller',
-        student_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
-        teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+        student_recorders=dict(
+            fpn0=dict(type='ModuleOutputs', source='neck.fpn_convs.0.conv'),
+            fpn1=dict(type='ModuleOutputs', source='neck.fpn_convs.1.conv'),
+            fpn2=dict(type='ModuleOutputs', source='neck.fpn_convs.2.conv'),
+            fpn3=dict(type='ModuleOutputs', source='neck.fpn_convs.3.conv'),
+            fpn4=dict(type='ModuleOutputs', source='neck.fpn_convs.4.conv')),
+        teacher_recorders=dict(
+            fpn0=dict(type='ModuleOutputs', source='neck.fpn_convs.0.conv'),
+            fpn1=dict(type='ModuleOutputs', source='neck.fpn_convs.1.conv'),
+            fpn2=dict(type='ModuleOutputs', source='neck.fpn_convs.2.conv'),
+            fpn3=dict(type='ModuleOutputs', source='neck.fpn_convs.3.conv'),
+            fpn4=dict(type='ModuleOutputs', source='neck.fpn_convs.4.conv')),
         connectors=dict(
             s_mgd_P3_connector=dict(type='MGDConnector', student_channels=256, teacher_channels=256, lambda_mgd=0.65),
             s_mgd_P4_connector=dict(type='MGDConnector', student_channels=256, teacher_channels=256, lambda_mgd=0.65),
@@ -37,20 +47,20 @@ model = dict(
         ),
         loss_forward_mappings=dict(
             loss_mgd_P3=dict(
-                preds_S=dict(from_student=True, recorder='fpn', data_idx=0, connector='s_mgd_P3_connector'),
-                preds_T=dict(from_student=False, recorder='fpn', data_idx=0)),
+                preds_S=dict(from_student=True, recorder='fpn0', connector='s_mgd_P3_connector'),
+                preds_T=dict(from_student=False, recorder='fpn0')),
             loss_mgd_P4=dict(
-                preds_S=dict(from_student=True, recorder='fpn', data_idx=1, connector='s_mgd_P4_connector'),
-                preds_T=dict(from_student=False, recorder='fpn', data_idx=1)),
+                preds_S=dict(from_student=True, recorder='fpn1', connector='s_mgd_P4_connector'),
+                preds_T=dict(from_student=False, recorder='fpn1')),
             loss_mgd_P5=dict(
-                preds_S=dict(from_student=True, recorder='fpn', data_idx=2, connector='s_mgd_P5_connector'),
-                preds_T=dict(from_student=False, recorder='fpn', data_idx=2)),
+                preds_S=dict(from_student=True, recorder='fpn2', connector='s_mgd_P5_connector'),
+                preds_T=dict(from_student=False, recorder='fpn2')),
             loss_mgd_P6=dict(
-                preds_S=dict(from_student=True, recorder='fpn', data_idx=3, connector='s_mgd_P6_connector'),
-                preds_T=dict(from_student=False, recorder='fpn', data_idx=3)),
+                preds_S=dict(from_student=True, recorder='fpn3', connector='s_mgd_P6_connector'),
+                preds_T=dict(from_student=False, recorder='fpn3')),
             loss_mgd_P7=dict(
-                preds_S=dict(from_student=True, recorder='fpn', data_idx=4, connector='s_mgd_P7_connector'),
-                preds_T=dict(from_student=False, recorder='fpn', data_idx=4)),
+                preds_S=dict(from_student=True, recorder='fpn4', connector='s_mgd_P7_connector'),
+                preds_T=dict(from_student=False, recorder='fpn4')),
         )))
 
 find_unused_parameters = True
