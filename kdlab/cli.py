@@ -15,12 +15,14 @@ COMMANDS = (
     'kdlab.doctor',        # kdlab doctor       — versions, compiled ops, device, fixes
     'kdlab.data.cli',      # kdlab data         — generate / inspect the embedded synthetic dataset
     'kdlab.zoo.cli',       # kdlab zoo          — the detector zoo and its resolved configs
+    'kdlab.zoo.pretrain',  # kdlab pretrain     — the mini backbones' pretraining (mini v2's ImageNet weights)
     'kdlab.papers.cli',    # kdlab papers       — the registry of reported tables
     'kdlab.demo',          # kdlab demo         — teacher / baseline / PKD end to end (the main job)
     'kdlab.engine.cli',    # kdlab train        — one mmengine config (mmdet or mmrazor) through kdlab
     'kdlab.engine.batch',  # kdlab reproduce    — a paper's tables re-run beside the reported ones (papermill)
     'kdlab.engine.leaderboard',  # kdlab leaderboard — every method on the same pairs, seeds as mean and spread
     'kdlab.engine.resume_check',  # kdlab resume-check — kill a run, resume it, compare with an uninterrupted one
+    'kdlab.engine.calibration',   # kdlab calibrate   — the mini baselines' learning curves (protocol calibration)
 )
 
 

@@ -17,6 +17,7 @@ def test_killed_run_resumes_and_matches_uninterrupted(smoke_data, tmp_path):
     assert result['attempts'] == 2 and result['log_attempts'] == 2   # both processes' time and log are kept
     assert result['wall_s']['killed'] > 0
     assert result['metrics_resumed'] == result['metrics_uninterrupted']
+    assert result['curve_epochs_resumed'] == [1, 2, 3] and result['curves_equal']   # epoch 1 survived the kill
     assert result['same_tensors'] and result['weights_equal'], result['max_weight_abs_diff']
     assert result['passed']
 

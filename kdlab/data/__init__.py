@@ -27,11 +27,12 @@ def _pipelines(size, with_mask: bool):
 
 
 def coco_data_config(data_root: Optional[str], scale: str, with_mask: bool = False, base=None,
-                     num_workers: int = 0) -> dict:
+                     num_workers: int = 0, protocol: str = 'v1') -> dict:
     """The data section (dataloaders, evaluators) of a config, as a dict to merge into it.
 
     ``mini`` / ``smoke``: the synthetic dataset (generated into the cache when ``data_root`` is None).
     ``full``: COCO 2017 at ``data_root``, keeping the official pipelines of ``base`` (the official config).
+    ``protocol='v2'`` (mini): the cluttered scenes of :mod:`kdlab.data.scenes`.
     """
     if scale == 'full':
         root = str(check_data_root(data_root, splits=('val2017',))) + '/'
@@ -43,11 +44,15 @@ def coco_data_config(data_root: Optional[str], scale: str, with_mask: bool = Fal
             out[name] = dict(ann_file=root + 'annotations/instances_val2017.json', metric_items=METRIC_ITEMS)
         return out
 
-    spec = PRESETS[scale]
+    if protocol == 'v2' and scale == 'mini':
+        from kdlab.data.scenes import CATEGORIES as classes, SceneSpec
+        spec = SceneSpec()
+    else:
+        spec, classes = PRESETS[scale], CATEGORIES
     root = str(check_data_root(data_root) if data_root else ensure_dataset(spec)) + '/'
     size = tuple(reversed(spec.image_size))  # mmcv scales are (w, h)
     train_pipe, test_pipe = _pipelines(size, with_mask)
-    metainfo = dict(classes=CATEGORIES)
+    metainfo = dict(classes=classes)
 
     def dataset(split, pipeline, test_mode):
         return dict(type='CocoDataset', data_root=root, ann_file=f'annotations/instances_{split}.json',

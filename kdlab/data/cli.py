@@ -21,11 +21,16 @@ def _describe(root: Path) -> None:
 def run(args) -> int:
     from kdlab.data.synthetic import PRESETS, ensure_dataset
     if args.action == 'generate':
-        root = ensure_dataset(args.preset, root=args.root, progress=True)
+        if args.preset == 'mini-v2':       # the mini v2 scenes (kdlab.data.scenes)
+            from kdlab.data.scenes import SceneSpec
+            root = ensure_dataset(SceneSpec(), root=args.root, progress=True)
+        else:
+            root = ensure_dataset(args.preset, root=args.root, progress=True)
         print(root)
         _describe(root)
     else:
-        for name, spec in PRESETS.items():
+        from kdlab.data.scenes import SceneSpec
+        for name, spec in {**PRESETS, 'mini-v2': SceneSpec()}.items():
             print(f'{name}: {spec}')
     return 0
 
@@ -33,6 +38,6 @@ def run(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser('data', help='generate / list the embedded synthetic COCO-format dataset')
     p.add_argument('action', choices=('generate', 'list'), nargs='?', default='generate')
-    p.add_argument('--preset', default='mini', help='smoke | mini (default: mini)')
+    p.add_argument('--preset', default='mini', help='smoke | mini | mini-v2 (default: mini)')
     p.add_argument('--root', default=None, help='cache root (default: $KDLAB_DATA or ~/.cache/kdlab/data)')
     p.set_defaults(func=run)

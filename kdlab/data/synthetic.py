@@ -82,31 +82,69 @@ def _regular_polygon(cx, cy, r, n, phase) -> List[Tuple[float, float]]:
             for k in range(n)]
 
 
+#: Every shape the generators can draw, in a fixed order: v1's six categories first, then the shapes the mini
+#: v2 scenes (:mod:`kdlab.data.scenes`) and the backbones' pretraining task (:mod:`kdlab.zoo.pretrain`) add.
+SHAPES: Tuple[str, ...] = CATEGORIES + ('ellipse', 'rectangle', 'pentagon', 'octagon', 'star4', 'star6',
+                                        'diamond', 'crescent', 'arrow', 'heart', 'lshape', 'tshape', 'chevron',
+                                        'trapezoid', 'semicircle', 'parallelogram')
+
+
+def _star(cx, cy, r, points, inner, phase):
+    pts = []
+    for k in range(2 * points):
+        rr = r if k % 2 == 0 else inner * r
+        a = phase + math.pi * k / points
+        pts.append((cx + rr * math.cos(a), cy + rr * math.sin(a)))
+    return pts
+
+
+def _placed(base, cx, cy, r, phase):
+    """``base``: an outline in units of the circumradius around (0, 0), rotated by ``phase`` and moved."""
+    c, s = math.cos(phase), math.sin(phase)
+    return [(cx + r * (x * c - y * s), cy + r * (x * s + y * c)) for x, y in base]
+
+
+def _arc(r, a0, a1, n, dx=0.0):
+    return [(dx + r * math.cos(a0 + (a1 - a0) * k / (n - 1)), r * math.sin(a0 + (a1 - a0) * k / (n - 1)))
+            for k in range(n)]
+
+
+#: Outlines of the shapes that are not regular polygons or stars, in units of the circumradius.
+_OUTLINES = {
+    'cross': [(-0.38, -1), (0.38, -1), (0.38, -0.38), (1, -0.38), (1, 0.38), (0.38, 0.38), (0.38, 1),
+              (-0.38, 1), (-0.38, 0.38), (-1, 0.38), (-1, -0.38), (-0.38, -0.38)],
+    'ellipse': [(math.cos(2 * math.pi * k / 32), 0.5 * math.sin(2 * math.pi * k / 32)) for k in range(32)],
+    'rectangle': [(-0.89, -0.45), (0.89, -0.45), (0.89, 0.45), (-0.89, 0.45)],
+    'diamond': [(-1, 0), (0, -0.58), (1, 0), (0, 0.58)],
+    # the unit disk minus a disk of radius 0.85 centred at (-0.45, 0): they cross at (-0.533, +-0.846)
+    'crescent': _arc(1.0, -2.13, 2.13, 20) + _arc(0.85, 1.669, -1.669, 16, dx=-0.45)[1:-1],
+    'arrow': [(-1, -0.25), (0.2, -0.25), (0.2, -0.65), (1, 0), (0.2, 0.65), (0.2, 0.25), (-1, 0.25)],
+    'heart': [(0.9 * (16 * math.sin(t) ** 3) / 16, -0.9 * (13 * math.cos(t) - 5 * math.cos(2 * t)
+              - 2 * math.cos(3 * t) - math.cos(4 * t)) / 16) for t in (2 * math.pi * k / 40 for k in range(40))],
+    'lshape': [(-0.7, -1), (-0.2, -1), (-0.2, 0.5), (0.7, 0.5), (0.7, 1), (-0.7, 1)],
+    'tshape': [(-1, -0.7), (1, -0.7), (1, -0.2), (0.25, -0.2), (0.25, 1), (-0.25, 1), (-0.25, -0.2),
+               (-1, -0.2)],
+    'chevron': [(-1, -0.7), (-0.45, -0.7), (0.3, 0), (-0.45, 0.7), (-1, 0.7), (-0.25, 0)],
+    'trapezoid': [(-1, 0.5), (1, 0.5), (0.5, -0.5), (-0.5, -0.5)],
+    'semicircle': [(0, 0)] + _arc(1.0, 0.0, math.pi, 24),
+    'parallelogram': [(-1, 0.4), (0.5, 0.4), (1, -0.4), (-0.5, -0.4)],
+}
+
+
 def shape_polygon(shape: str, cx: float, cy: float, size: float, phase: float) -> List[Tuple[float, float]]:
     """The outline of one object of ``shape`` with centre ``(cx, cy)`` and circumradius ``size / 2``."""
     r = size / 2
     if shape == 'disk':
         return _regular_polygon(cx, cy, r, 32, 0.0)
-    if shape == 'square':
-        return _regular_polygon(cx, cy, r, 4, phase)
-    if shape == 'triangle':
-        return _regular_polygon(cx, cy, r, 3, phase)
-    if shape == 'hexagon':
-        return _regular_polygon(cx, cy, r, 6, phase)
-    if shape == 'star':
-        pts = []
-        for k in range(10):
-            rr = r if k % 2 == 0 else 0.45 * r
-            a = phase + math.pi * k / 5
-            pts.append((cx + rr * math.cos(a), cy + rr * math.sin(a)))
-        return pts
-    if shape == 'cross':
-        w = r * 0.38
-        base = [(-w, -r), (w, -r), (w, -w), (r, -w), (r, w), (w, w), (w, r), (-w, r), (-w, w), (-r, w),
-                (-r, -w), (-w, -w)]
-        c, s = math.cos(phase), math.sin(phase)
-        return [(cx + x * c - y * s, cy + x * s + y * c) for x, y in base]
-    raise ValueError(f'unknown shape {shape!r}; known: {CATEGORIES}')
+    regular = {'square': 4, 'triangle': 3, 'hexagon': 6, 'pentagon': 5, 'octagon': 8}
+    if shape in regular:
+        return _regular_polygon(cx, cy, r, regular[shape], phase)
+    stars = {'star': (5, 0.45), 'star4': (4, 0.4), 'star6': (6, 0.55)}
+    if shape in stars:
+        return _star(cx, cy, r, *stars[shape], phase)
+    if shape in _OUTLINES:
+        return _placed(_OUTLINES[shape], cx, cy, r, phase)
+    raise ValueError(f'unknown shape {shape!r}; known: {SHAPES}')
 
 
 def _clip_polygon_box(poly, width, height) -> Tuple[float, float, float, float]:
@@ -262,8 +300,9 @@ def cache_root() -> Path:
     return Path(base) / 'kdlab' / 'data'
 
 
-def dataset_dir(spec: SyntheticSpec, root: Optional[os.PathLike] = None) -> Path:
-    return Path(root or cache_root()) / f'synthetic-{spec.key}'
+def dataset_dir(spec, root: Optional[os.PathLike] = None) -> Path:
+    """``<root>/<prefix>-<key>``: ``synthetic-`` for v1's spec, the spec's ``dir_prefix`` otherwise."""
+    return Path(root or cache_root()) / f'{getattr(spec, "dir_prefix", "synthetic")}-{spec.key}'
 
 
 def ensure_dataset(spec: SyntheticSpec | str = 'mini', root: Optional[os.PathLike] = None,
@@ -292,7 +331,9 @@ def ensure_dataset(spec: SyntheticSpec | str = 'mini', root: Optional[os.PathLik
         (tmp / 'annotations').mkdir()
         for split in ('train', 'val'):
             (tmp / split).mkdir()
-            coco = build_split(spec, split, tmp / split, progress=progress)
+            build = getattr(spec, 'build', None)      # a spec that draws its own images (kdlab.data.scenes)
+            coco = (build(split, tmp / split, progress=progress) if build is not None
+                    else build_split(spec, split, tmp / split, progress=progress))
             with open(tmp / 'annotations' / f'instances_{split}.json', 'w') as f:
                 json.dump(coco, f)
         (tmp / 'DONE').write_text(json.dumps(dataclasses.asdict(spec)))

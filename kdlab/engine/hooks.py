@@ -60,3 +60,45 @@ class EpochSeedHook(Hook):
     def before_train_epoch(self, runner) -> None:
         from mmengine.runner.utils import set_random_seed
         set_random_seed(self.seed + runner.epoch)
+
+
+class LearningCurveHook(Hook):
+    """After every validation, append the epoch's COCO metrics (the student's and, in a distillation run, the
+    teacher's: mmrazor's ``teacher.coco/...``) to ``<work_dir>/curve.json``.
+
+    The file outlives an interruption: a resumed run keeps the epochs validated before (an epoch validated
+    again replaces its entry). Validation does not change the trained weights (``EpochSeedHook`` re-seeds every
+    epoch), so kdlab validates every epoch at run time without changing the run's config or key.
+    """
+
+    priority = 'LOW'
+
+    def __init__(self, path):
+        from pathlib import Path
+        self.path = Path(path)
+
+    def read(self) -> list:
+        import json
+        return json.loads(self.path.read_text()) if self.path.is_file() else []
+
+    def before_train(self, runner) -> None:
+        """A run killed between its checkpoint and its validation resumes after that epoch: validate the
+        resumed weights (those of the end of the epoch) so that the curve has no hole."""
+        if runner.epoch > 0 and runner.epoch not in {e['epoch'] for e in self.read()}:
+            if getattr(runner, '_val_loop', None) is not None:
+                runner.val_loop.run()
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        import json
+        from kdlab.engine.runner import coco_metrics
+        if runner.rank != 0:
+            return
+        metrics = dict(metrics or {})     # none at all: no detection above the threshold (0, as the record says)
+        entry = {'epoch': int(runner.epoch), **coco_metrics(metrics)}
+        teacher = {k[len('teacher.'):]: v for k, v in metrics.items() if k.startswith('teacher.')}
+        if teacher:
+            entry['teacher'] = coco_metrics(teacher)
+        curve = [e for e in self.read() if e['epoch'] != entry['epoch']] + [entry]
+        tmp = self.path.with_suffix('.tmp')
+        tmp.write_text(json.dumps(sorted(curve, key=lambda e: e['epoch']), indent=1))
+        tmp.replace(self.path)          # atomic: an interruption never leaves half a file

@@ -126,6 +126,8 @@ def check_resume(detector: str = 'retinanet_r50', scale: str = 'mini', *, root: 
             '# ---- attempt '),
         metrics_resumed=a['metrics'], metrics_uninterrupted=b['metrics'],
         metrics_equal=a['metrics'] == b['metrics'],
+        curve_epochs_resumed=[e['epoch'] for e in a.get('curve', [])],
+        curves_equal=a.get('curve') == b.get('curve'),
         same_tensors=wa.keys() == wb.keys(),
         max_weight_abs_diff=max(diffs.values()) if diffs else None,
         weights_equal=wa.keys() == wb.keys() and all(torch.allclose(wa[k].float(), wb[k].float(), atol=1e-6)

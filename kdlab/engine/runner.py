@@ -23,6 +23,10 @@ from kdlab.engine.store import RunStore, repo_root
 #: Config keys that change how a run is executed, not what it computes: left out of the key.
 RUNTIME_KEYS = ('work_dir', 'resume', 'log_level', 'launcher')
 
+#: Validate every epoch at run time (the run's learning curve, ``record['curve']``) whatever the config's
+#: ``val_interval``; the weights do not change (tests/test_learning_curve.py), so neither does the key.
+VALIDATE_EVERY_EPOCH = True
+
 #: kdlab's metric names -> the keys mmdet's CocoMetric reports (bbox).
 COCO_KEYS = {'mAP': 'bbox_mAP', 'AP50': 'bbox_mAP_50', 'AP75': 'bbox_mAP_75', 'APs': 'bbox_mAP_s',
              'APm': 'bbox_mAP_m', 'APl': 'bbox_mAP_l', 'mAR': 'bbox_AR@100', 'ARs': 'bbox_AR_s@1000',
@@ -178,7 +182,7 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
     from mmengine.runner import Runner
     from mmengine.utils import import_modules_from_strings
     import kdlab.models  # noqa: F401  (registers kdlab's mmrazor components for any config)
-    from kdlab.engine.hooks import EpochSeedHook, ProgressBarHook
+    from kdlab.engine.hooks import EpochSeedHook, LearningCurveHook, ProgressBarHook
 
     cfg = copy.deepcopy(cfg)
     if cfg.get('custom_imports'):
@@ -194,10 +198,15 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
         import torch
         if not torch.cuda.is_available():    # CPU processes talk over gloo (nccl needs GPUs)
             cfg.env_cfg['dist_cfg'] = dict(backend='gloo')
+    stored_text = cfg.pretty_text            # the run's config as planned (its key), stored beside the record
+    if VALIDATE_EVERY_EPOCH and (cfg.get('train_cfg') or {}).get('type') == 'EpochBasedTrainLoop':
+        cfg.train_cfg['val_interval'] = 1    # a learning curve: the weights do not change (LearningCurveHook)
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')
     t0 = time.time()
     runner = Runner.from_cfg(cfg)
     runner.register_hook(EpochSeedHook(runner.seed), priority='VERY_HIGH')
+    curve_hook = LearningCurveHook(work_dir / 'curve.json')
+    runner.register_hook(curve_hook, priority='LOW')
     if progress:
         _quiet_console(runner)
         runner.register_hook(ProgressBarHook(desc=name), priority='VERY_LOW')
@@ -216,6 +225,9 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
         'provenance': provenance(cfg, world_size=runner.world_size),
         **(extra or {}),
     }
+    curve = curve_hook.read()
+    if curve:                    # per-epoch validation metrics (student; teacher in a distillation run)
+        record['curve'] = curve
     teacher_input = (cfg.get('kdlab_method') or {}).get('teacher_input')
     if teacher_input:            # kdlab.methods.preprocessing: what the teacher saw
         record['notes'] = [teacher_input]
@@ -224,7 +236,7 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
         record['attempts'] = len(attempts)
         record['wall_time_total_s'] = round(sum(a['seconds'] for a in attempts[:-1]) + wall, 1)
     if runner.rank == 0:
-        store.save(record, cfg.pretty_text, log_path=[a['log'] for a in attempts], overwrite=overwrite)
+        store.save(record, stored_text, log_path=[a['log'] for a in attempts], overwrite=overwrite)
     return record
 
 

@@ -30,6 +30,22 @@ from kdlab.errors import UnknownNameError
 SCALES = ('smoke', 'mini', 'full')
 MINI_WIDTH = 64  # FPN / head channels at mini and smoke scale (full: 256)
 
+#: The mini scale's protocols. ``v1``: the six-shape data, backbones trained from scratch (the stored
+#: results). ``v2`` (issue "Mini scale v2", being calibrated): cluttered 14-category scenes
+#: (kdlab.data.scenes) and backbones pretrained on a classification task (kdlab.zoo.pretrain), loaded through
+#: ``init_cfg`` with the first stage frozen and BatchNorm in eval mode, as the full configs do. Chosen per call
+#: (``detector_config(..., protocol=)``) or by ``$KDLAB_MINI``; a run's config, and so its key, says which.
+MINI_PROTOCOLS = ('v1', 'v2')
+
+
+def mini_protocol(protocol: Optional[str] = None) -> str:
+    """``protocol``, else ``$KDLAB_MINI``, else ``'v1'``; raises for an unknown one."""
+    import os
+    chosen = protocol or os.environ.get('KDLAB_MINI') or 'v1'
+    if chosen not in MINI_PROTOCOLS:
+        raise UnknownNameError('mini protocol', chosen, MINI_PROTOCOLS, 'set KDLAB_MINI to v1 or v2')
+    return chosen
+
 
 @dataclasses.dataclass(frozen=True)
 class Family:
@@ -223,8 +239,13 @@ def _mini_roi_budget(model: dict) -> None:
         stage['sampler']['num'] = MINI_ROIS_PER_IMAGE
 
 
-def mini_model(family: Family, backbone: str, num_classes: int, width: int = MINI_WIDTH) -> dict:
-    """The ``model`` dict of a mini detector: the official config's model with a mini backbone and widths."""
+def mini_model(family: Family, backbone: str, num_classes: int, width: int = MINI_WIDTH,
+               pretrained: bool = False) -> dict:
+    """The ``model`` dict of a mini detector: the official config's model with a mini backbone and widths.
+
+    ``pretrained`` (mini v2): the backbone starts from its committed pretrained weights
+    (:func:`kdlab.zoo.pretrain.pretrained_init`) and, for a ResNet/ResNeXt, keeps the official configs'
+    frozen first stage and BatchNorm in eval mode."""
     from mmengine.config import Config
     if backbone not in MINI_BACKBONES:
         raise UnknownNameError('mini backbone', backbone, MINI_BACKBONES)
@@ -232,6 +253,11 @@ def mini_model(family: Family, backbone: str, num_classes: int, width: int = MIN
     model = _narrow(official.model.to_dict(), width, num_classes)
     bb, channels = MINI_BACKBONES[backbone]
     model['backbone'] = copy.deepcopy(bb)
+    if pretrained:
+        from kdlab.zoo.pretrain import pretrained_init
+        model['backbone']['init_cfg'] = pretrained_init(backbone)
+        if model['backbone']['type'] in ('ResNet', 'ResNeXt'):
+            model['backbone'].update(frozen_stages=1, norm_eval=True)
     model['neck']['in_channels'] = list(channels)
     _mini_roi_budget(model)
     # mini models train from scratch: no frozen stages, BN in train mode (set in the backbone dicts);
@@ -243,11 +269,12 @@ def mini_model(family: Family, backbone: str, num_classes: int, width: int = MIN
 
 
 def detector_config(name: str, scale: str = 'mini', *, schedule: Optional[str] = None,
-                    data_root: Optional[str] = None, seed: int = 0):
+                    data_root: Optional[str] = None, seed: int = 0, protocol: Optional[str] = None):
     """The complete mmengine config (model, data, schedule, runtime) of detector ``name`` at ``scale``.
 
     ``schedule`` (``1x``, ``2x``, ...) picks the official full-scale config and the mini epoch budget;
-    default: the family's first schedule for that backbone.
+    default: the family's first schedule for that backbone. ``protocol``: the mini scale's
+    (:data:`MINI_PROTOCOLS`; default :func:`mini_protocol`).
     """
     from mmengine.config import Config
     from kdlab.data import coco_data_config
@@ -268,17 +295,22 @@ def detector_config(name: str, scale: str = 'mini', *, schedule: Optional[str] =
     if schedule not in MINI_EPOCHS:
         raise UnknownNameError('schedule', schedule, MINI_EPOCHS)
     official = load_config(family.base)
-    from kdlab.data.synthetic import CATEGORIES
+    v2 = scale == 'mini' and mini_protocol(protocol) == 'v2'
+    if v2:
+        from kdlab.data.scenes import CATEGORIES
+    else:
+        from kdlab.data.synthetic import CATEGORIES
     cfg = Config(dict(
         default_scope='mmdet',
-        model=mini_model(family, backbone, num_classes=len(CATEGORIES)),
+        model=mini_model(family, backbone, num_classes=len(CATEGORIES), pretrained=v2),
         default_hooks=official.default_hooks.to_dict(),
         env_cfg=official.env_cfg.to_dict(),
         log_processor=official.log_processor.to_dict(),
         log_level='INFO', load_from=None, resume=False,
         randomness=dict(seed=seed, deterministic=False),
     ))
-    cfg.merge_from_dict(coco_data_config(data_root, scale=scale, with_mask=family.with_mask))
+    cfg.merge_from_dict(coco_data_config(data_root, scale=scale, with_mask=family.with_mask,
+                                         protocol='v2' if v2 else 'v1'))
     cfg.merge_from_dict(mini_schedule(SMOKE_EPOCHS if scale == 'smoke' else MINI_EPOCHS[schedule]))
     cfg.merge_from_dict(dict(default_hooks=dict(logger=dict(interval=10), checkpoint=dict(interval=1,
                         max_keep_ckpts=1, save_last=True), visualization=dict(draw=False))))

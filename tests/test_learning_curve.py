@@ -1,0 +1,52 @@
+"""Every run validates every epoch at run time and stores its learning curve (``record['curve']``); the
+validations do not change the trained weights, so the run's config and key stay those of its plan."""
+import pytest
+import torch
+
+
+def _run(smoke_data, tmp_path, every_epoch, monkeypatch):
+    from kdlab.engine import runner
+    from kdlab.engine.store import RunStore
+    from kdlab.zoo import detector_config, mini_schedule
+    cfg = detector_config('retinanet_r18', 'smoke', data_root=str(smoke_data), seed=3)
+    cfg.merge_from_dict(mini_schedule(2))          # two epochs, validated once (val_interval = 2) as planned
+    monkeypatch.setattr(runner, 'VALIDATE_EVERY_EPOCH', every_epoch)
+    store = RunStore(tmp_path / 'store', tmp_path / 'work')
+    return runner.execute(cfg, name='curve', store=store, progress=False), store, runner.run_key(cfg)
+
+
+def test_the_curve_is_stored_and_validating_changes_nothing(smoke_data, tmp_path, monkeypatch):
+    with_curve, store, key = _run(smoke_data, tmp_path / 'a', True, monkeypatch)
+    plain, _, key_plain = _run(smoke_data, tmp_path / 'b', False, monkeypatch)
+    assert key == key_plain and with_curve['key'] == key
+    assert [e['epoch'] for e in with_curve['curve']] == [1, 2]
+    assert [e['epoch'] for e in plain['curve']] == [2]                 # the plan's own validation only
+    assert with_curve['curve'][-1]['mAP'] == pytest.approx(with_curve['metrics']['mAP'])
+    assert with_curve['metrics'] == plain['metrics']
+    wa = torch.load(with_curve['checkpoint'], map_location='cpu', weights_only=False)['state_dict']
+    wb = torch.load(plain['checkpoint'], map_location='cpu', weights_only=False)['state_dict']
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert 'val_interval=2' in (store.run_dir(key) / 'config.py').read_text()   # stored as planned
+
+
+def test_curves_side_by_side():
+    from kdlab.viz.curves import curve_frame, plot_learning_curves
+    records = {'baseline': {'curve': [{'epoch': 1, 'mAP': 10.0}, {'epoch': 2, 'mAP': 12.0}]},
+               'pkd': {'curve': [{'epoch': 1, 'mAP': 11.0, 'teacher': {'mAP': 30.0}},
+                                 {'epoch': 2, 'mAP': 14.0, 'teacher': {'mAP': 30.0}}]},
+               'old': {'metrics': {'mAP': 9.0}}, 'missing': None}
+    frame = curve_frame(records)
+    assert list(frame['label']) == ['baseline', 'baseline', 'pkd', 'pkd', 'old']
+    assert frame.loc[frame.label == 'pkd', 'teacher_mAP'].tolist() == [30.0, 30.0]
+    fig = plot_learning_curves(frame, title='RetinaNet-R50 <- X101')
+    assert len(fig.axes[0].lines) == 3          # two students and one teacher reference
+
+
+def test_the_calibration_summary_reads_1x_and_2x_off_the_curve():
+    import pandas as pd
+    from kdlab.engine.calibration import curve_rows, summarise
+    rec = {'curve': [{'epoch': e, 'mAP': 10.0 + e} for e in range(1, 25)]}
+    curves = pd.DataFrame(curve_rows('retinanet_r50', '2x', 0, rec) + curve_rows('fcos_r50', '2x', 0, {'curve': []}))
+    s = summarise(curves, 12, 24)
+    assert s.to_dict('records') == [dict(detector='retinanet_r50', seed=0, mAP_1x=22.0, mAP_2x=34.0,
+                                         gain_1x_to_2x=12.0, last_epoch=24, mAP_last=34.0)]

@@ -1,0 +1,129 @@
+"""Mini v2's pieces: the cluttered scenes (kdlab.data.scenes), the backbones' pretraining (kdlab.zoo.pretrain)
+and the protocol switch that puts them in a mini detector's config (kdlab.zoo.detector_config)."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+
+# ------------------------------------------------------------------------------------------------- scenes
+def test_scenes_are_deterministic_and_annotate_the_visible_part():
+    from pycocotools import mask as mask_utils
+    from kdlab.data.scenes import CATEGORIES, SceneSpec, render_scene
+    spec = SceneSpec()
+    assert len(CATEGORIES) >= 12 and spec.num_val >= 500
+    a, objs, meta = render_scene(spec, 'train', 3)
+    b, objs_b, _ = render_scene(spec, 'train', 3)
+    assert np.array_equal(a, b) and objs == objs_b
+    backgrounds, overlapping = set(), 0
+    for i in range(30):
+        img, objs, meta = render_scene(spec, 'val', i)
+        assert img.shape == (160, 160, 3) and img.dtype == np.uint8
+        backgrounds.add(meta['background'])
+        boxes = []
+        for o in objs:
+            rle = dict(o['segmentation'], counts=o['segmentation']['counts'].encode())
+            assert o['area'] == pytest.approx(float(mask_utils.area(rle))) and o['area'] > 0
+            assert o['bbox'] == pytest.approx(list(mask_utils.toBbox(rle)))
+            assert 1 <= o['category_id'] <= len(CATEGORIES)
+            boxes.append(o['bbox'])
+        overlapping += any(x0 < x1 + w1 and x1 < x0 + w0 and y0 < y1 + h1 and y1 < y0 + h0
+                           for i0, (x0, y0, w0, h0) in enumerate(boxes) for (x1, y1, w1, h1) in boxes[i0 + 1:])
+    assert backgrounds == {'photo', 'smooth', 'high_frequency'}
+    assert overlapping >= 5                       # objects overlap and occlude each other
+
+
+def test_a_small_scene_dataset_loads_in_mmdet_with_its_masks(tmp_path):
+    from mmengine.registry import init_default_scope
+    from mmdet.registry import DATASETS
+    from kdlab.data.scenes import CATEGORIES, SceneSpec, ensure_scenes
+    root = ensure_scenes(SceneSpec(num_train=6, num_val=3), root=tmp_path)
+    assert root.name.startswith('scenes-') and (root / 'DONE').is_file()
+    coco = json.loads((root / 'annotations' / 'instances_val.json').read_text())
+    assert len(coco['images']) == 3 and [c['name'] for c in coco['categories']] == list(CATEGORIES)
+    init_default_scope('mmdet')
+    ds = DATASETS.build(dict(type='CocoDataset', data_root=str(root) + '/', ann_file='annotations/instances_train.json',
+                             data_prefix=dict(img='train/'), metainfo=dict(classes=CATEGORIES),
+                             pipeline=[dict(type='LoadImageFromFile'),
+                                       dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+                                       dict(type='PackDetInputs')]))
+    sample = ds[0]['data_samples']
+    masks = sample.gt_instances.masks
+    assert len(masks) == len(sample.gt_instances.bboxes) > 0
+    assert masks.to_ndarray().sum() > 0
+
+
+# ----------------------------------------------------------------------------------------------- pretraining
+@pytest.fixture
+def pretrained_dir(tmp_path, monkeypatch):
+    from kdlab.zoo import pretrain
+    out = tmp_path / 'pretrained'
+    monkeypatch.setattr(pretrain, 'PRETRAINED_DIR', out)
+    monkeypatch.setenv('KDLAB_DATA', str(tmp_path / 'data'))
+    return out
+
+
+def test_pretraining_writes_fp16_weights_with_their_sha256_and_resumes(pretrained_dir, tmp_path):
+    import hashlib
+    from kdlab.zoo import pretrain
+    img, label = pretrain.render_example('train', 5)
+    again, label_again = pretrain.render_example('train', 5)
+    assert img.shape == (64, 64, 3) and np.array_equal(img, again) and label == label_again
+    kwargs = dict(epochs=2, train_images=128, val_images=64, batch=32, progress=False, cache=tmp_path / 'state')
+    entry = pretrain.pretrain('r18', **kwargs)
+    path = pretrained_dir / entry['file']
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == entry['sha256']
+    assert entry['file'] == f"r18-{entry['sha256'][:8]}.pth" and [h['epoch'] for h in entry['history']] == [1, 2]
+    weights = torch.load(path, weights_only=False)['state_dict']
+    assert all(v.dtype == torch.float16 for v in weights.values() if v.is_floating_point())
+    assert json.loads((pretrained_dir / 'index.json').read_text())['r18']['sha256'] == entry['sha256']
+    # a finished state is resumed, not trained again: same weights, same history
+    assert pretrain.pretrain('r18', **kwargs)['sha256'] == entry['sha256']
+
+
+def test_a_v2_detector_loads_the_pretrained_backbone(pretrained_dir, tmp_path, monkeypatch):
+    from kdlab.zoo import detector_config, pretrain
+    from kdlab.errors import KdlabError
+    with pytest.raises(KdlabError, match='kdlab pretrain r18'):
+        pretrain.pretrained_init('r18')
+    entry = pretrain.pretrain('r18', epochs=1, train_images=64, val_images=32, batch=32, progress=False,
+                              cache=tmp_path / 'state')
+    cfg = detector_config('retinanet_r18', 'mini', protocol='v2',
+                          data_root=str(_tiny_scenes(tmp_path)))
+    backbone = cfg.model.backbone
+    assert backbone.init_cfg == dict(type='Pretrained', checkpoint=f"kdlab://pretrained/{entry['file']}")
+    assert backbone.frozen_stages == 1 and backbone.norm_eval is True
+    assert cfg.model.bbox_head.num_classes == 14
+    from mmengine.registry import init_default_scope
+    from mmdet.registry import MODELS
+    init_default_scope('mmdet')
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    saved = torch.load(pretrained_dir / entry['file'], weights_only=False)['state_dict']
+    assert torch.equal(model.backbone.conv1.weight, saved['conv1.weight'].float())
+    path = pretrained_dir / entry['file']
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))                                 # a corrupted copy is refused by its sha256
+    with pytest.raises(KdlabError, match='sha256'):
+        pretrain.resolve(backbone.init_cfg['checkpoint'])
+
+
+def _tiny_scenes(tmp_path):
+    from kdlab.data.scenes import SceneSpec, ensure_scenes
+    return ensure_scenes(SceneSpec(num_train=4, num_val=2), root=tmp_path / 'scenes')
+
+
+def test_the_protocol_switch(monkeypatch):
+    from kdlab.errors import UnknownNameError
+    from kdlab.zoo import detector_config, mini_protocol
+    monkeypatch.delenv('KDLAB_MINI', raising=False)
+    assert mini_protocol() == 'v1'
+    v1 = detector_config('retinanet_r50', 'mini')
+    assert v1.model.bbox_head.num_classes == 6 and v1.model.backbone.get('init_cfg') is None
+    assert '/synthetic-' in v1.data_root
+    monkeypatch.setenv('KDLAB_MINI', 'v3')
+    with pytest.raises(UnknownNameError, match='mini protocol'):
+        mini_protocol()
+    assert mini_protocol('v2') == 'v2'
