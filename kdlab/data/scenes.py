@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from kdlab.data.photos import photo_crop
-from kdlab.data.synthetic import _background, _object_sizes, shape_polygon
+from kdlab.data.synthetic import SyntheticSpec, _background, _object_sizes, shape_polygon
 
 #: The categories of the v2 scenes, in COCO id order. A subset of :data:`kdlab.data.synthetic.SHAPES`; the
 #: backbones' pretraining task classifies all of them (as ImageNet's classes include COCO's).
@@ -40,16 +40,13 @@ FORMAT_VERSION = 1  # bump when the drawing changes: it is part of the cache key
 
 
 @dataclasses.dataclass(frozen=True)
-class SceneSpec:
-    """What to generate. Every field is part of the dataset's identity (its cache key)."""
+class SceneSpec(SyntheticSpec):
+    """What to generate (v1's fields, with more images, and the scenes' own). Every field is part of the
+    dataset's identity (its cache key)."""
 
     num_train: int = 1200
     num_val: int = 500
-    image_size: Tuple[int, int] = (160, 160)   # (height, width)
-    seed: int = 0
-    small_dominated_fraction: float = 0.5
-    photo_background_fraction: float = 0.7     # the rest: v1's synthetic backgrounds
-    high_frequency_fraction: float = 0.5       # of the synthetic backgrounds
+    photo_background_fraction: float = 0.7     # the rest: v1's synthetic backgrounds (high_frequency_fraction)
     min_visible: float = 0.4                    # least visible fraction of an object's area
     clutter_under: Tuple[int, int] = (2, 6)    # unannotated blobs and strokes beneath the objects
     clutter_over: Tuple[int, int] = (0, 3)     # thin strokes over them
@@ -60,11 +57,6 @@ class SceneSpec:
     def key(self) -> str:
         payload = json.dumps({'v': FORMAT_VERSION, 'kind': 'scenes', **dataclasses.asdict(self)}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
-
-    def split_size(self, split: str) -> int:
-        if split not in ('train', 'val'):
-            raise ValueError(f"split must be 'train' or 'val', got {split!r}")
-        return self.num_train if split == 'train' else self.num_val
 
     def build(self, split: str, image_dir: Path, progress: bool = False) -> dict:
         return build_split(self, split, image_dir, progress=progress)
