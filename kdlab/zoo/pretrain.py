@@ -50,14 +50,11 @@ SCHEME = 'kdlab://'
 # --------------------------------------------------------------------------------------------- images
 def render_example(split: str, index: int, *, size: int = IMAGE_SIZE, seed: int = 0):
     """``(uint8 size x size x 3 RGB image, class index)`` of example ``index`` of ``split`` ('train', 'val')."""
-    from kdlab.data.scenes import clutter_mask, draw_object, polygon_mask, scene_background
+    from kdlab.data.scenes import SceneSpec, clutter_mask, draw_object, polygon_mask, scene_background
     from kdlab.data.synthetic import shape_polygon
     rng = np.random.default_rng([seed, {'train': 0, 'val': 1}[split], index, 7])
     label = int(rng.integers(len(CLASSES)))
-
-    class _Spec:   # the backgrounds' mix: mostly photographs, as the v2 scenes
-        photo_background_fraction, high_frequency_fraction = 0.7, 0.5
-    canvas, _ = scene_background(rng, _Spec, size, size)
+    canvas, _ = scene_background(rng, SceneSpec(), size, size)     # the scenes' mix of backgrounds
     for _ in range(int(rng.integers(0, 4))):
         draw_object(rng, canvas, clutter_mask(rng, size, size, thin=False))
     extent = rng.uniform(0.45, 0.95) * size
