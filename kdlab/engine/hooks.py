@@ -99,6 +99,5 @@ class LearningCurveHook(Hook):
         if teacher:
             entry['teacher'] = coco_metrics(teacher)
         curve = [e for e in self.read() if e['epoch'] != entry['epoch']] + [entry]
-        tmp = self.path.with_suffix('.tmp')
-        tmp.write_text(json.dumps(sorted(curve, key=lambda e: e['epoch']), indent=1))
-        tmp.replace(self.path)          # atomic: an interruption never leaves half a file
+        from kdlab.engine.store import atomic_write_text   # an interruption never leaves half a file
+        atomic_write_text(self.path, json.dumps(sorted(curve, key=lambda e: e['epoch']), indent=1))

@@ -242,14 +242,13 @@ def export(backbone: str, model, history, seconds: float, *, out_dir: Optional[P
     entry = dict(file=name, sha256=sha, bytes=len(data), top1=history[-1]['top1'] if history else None,
                  history=history, seconds=round(seconds, 1), classes=len(CLASSES), **(settings or {}))
     import fcntl
+    from kdlab.engine.store import atomic_write_text
     index_path = out_dir / 'index.json'
     with open(out_dir / '.index.lock', 'w') as lock:     # several backbones may finish at once
         fcntl.flock(lock, fcntl.LOCK_EX)
         index = json.loads(index_path.read_text()) if index_path.is_file() else {}
         index[backbone] = entry
-        tmp = index_path.with_suffix('.tmp')
-        tmp.write_text(json.dumps(dict(sorted(index.items())), indent=1) + '\n')
-        tmp.replace(index_path)
+        atomic_write_text(index_path, json.dumps(dict(sorted(index.items())), indent=1) + '\n')
     return entry
 
 
