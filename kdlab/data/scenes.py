@@ -23,7 +23,7 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Iterable, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -208,27 +208,9 @@ def render_scene(spec: SceneSpec, split: str, index: int):
 
 def build_split(spec: SceneSpec, split: str, image_dir: Path, progress: bool = False) -> dict:
     """Render every image of ``split`` into ``image_dir``; return the COCO annotation dict."""
-    images, annotations = [], []
-    indices: Iterable[int] = range(spec.split_size(split))
-    if progress:
-        from tqdm.auto import tqdm
-        indices = tqdm(indices, desc=f'scenes {split}', unit='img', leave=False)
-    for i in indices:
-        pixels, objects, meta = render_scene(spec, split, i)
-        name = f'{split}_{i:06d}.png'
-        Image.fromarray(pixels).save(image_dir / name, optimize=False)
-        images.append({'id': i + 1, 'file_name': name, 'height': spec.image_size[0],
-                       'width': spec.image_size[1], **meta})
-        for obj in objects:
-            annotations.append({'id': len(annotations) + 1, 'image_id': i + 1, **obj})
-    return {
-        'info': {'description': 'kdlab mini v2 scenes', 'version': FORMAT_VERSION,
-                 'spec': dataclasses.asdict(spec)},
-        'licenses': [],
-        'images': images,
-        'annotations': annotations,
-        'categories': [{'id': i + 1, 'name': n, 'supercategory': 'shape'} for i, n in enumerate(CATEGORIES)],
-    }
+    from kdlab.data.synthetic import build_split as build
+    return build(spec, split, image_dir, progress, render=render_scene, categories=CATEGORIES,
+                 description='kdlab mini v2 scenes', version=FORMAT_VERSION)
 
 
 def ensure_scenes(spec: Optional[SceneSpec] = None, root=None, progress: bool = False) -> Path:

@@ -263,30 +263,33 @@ def _layout_objects(rng: np.random.Generator, img: np.ndarray, small_dominated: 
     return objects
 
 
-def build_split(spec: SyntheticSpec, split: str, image_dir: Path, progress: bool = False) -> dict:
-    """Render every image of ``split`` into ``image_dir``; return the COCO annotation dict."""
+def build_split(spec: SyntheticSpec, split: str, image_dir: Path, progress: bool = False, *, render=None,
+                categories: Sequence[str] = CATEGORIES, description: str = 'kdlab synthetic shapes',
+                version: int = FORMAT_VERSION) -> dict:
+    """Render every image of ``split`` into ``image_dir``; return the COCO annotation dict.
+
+    ``render(spec, split, index) -> (pixels, objects, meta)`` draws one image (default :func:`render_image`; the
+    mini v2 scenes pass theirs, with their categories, description and format version)."""
+    render = render or render_image
     images, annotations = [], []
-    ann_id = 1
     indices: Iterable[int] = range(spec.split_size(split))
     if progress:
         from tqdm.auto import tqdm
-        indices = tqdm(indices, desc=f'synthetic {split}', unit='img', leave=False)
+        indices = tqdm(indices, desc=f'{description} ({split})', unit='img', leave=False)
     for i in indices:
-        pixels, objects, meta = render_image(spec, split, i)
+        pixels, objects, meta = render(spec, split, i)
         name = f'{split}_{i:06d}.png'
         Image.fromarray(pixels).save(image_dir / name, optimize=False)
         images.append({'id': i + 1, 'file_name': name, 'height': spec.image_size[0],
                        'width': spec.image_size[1], **meta})
         for obj in objects:
-            annotations.append({'id': ann_id, 'image_id': i + 1, **obj})
-            ann_id += 1
+            annotations.append({'id': len(annotations) + 1, 'image_id': i + 1, **obj})
     return {
-        'info': {'description': 'kdlab synthetic shapes', 'version': FORMAT_VERSION,
-                 'spec': dataclasses.asdict(spec)},
+        'info': {'description': description, 'version': version, 'spec': dataclasses.asdict(spec)},
         'licenses': [],
         'images': images,
         'annotations': annotations,
-        'categories': [{'id': i + 1, 'name': n, 'supercategory': 'shape'} for i, n in enumerate(CATEGORIES)],
+        'categories': [{'id': i + 1, 'name': n, 'supercategory': 'shape'} for i, n in enumerate(categories)],
     }
 
 
