@@ -42,11 +42,32 @@ def test_curves_side_by_side():
     assert len(fig.axes[0].lines) == 3          # two students and one teacher reference
 
 
-def test_the_calibration_summary_reads_1x_and_2x_off_the_curve():
+def test_the_calibration_summary_compares_separate_1x_and_2x_runs():
     import pandas as pd
-    from kdlab.engine.calibration import curve_rows, summarise
-    rec = {'curve': [{'epoch': e, 'mAP': 10.0 + e} for e in range(1, 25)]}
-    curves = pd.DataFrame(curve_rows('retinanet_r50', '2x', 0, rec) + curve_rows('fcos_r50', '2x', 0, {'curve': []}))
-    s = summarise(curves, 12, 24)
-    assert s.to_dict('records') == [dict(detector='retinanet_r50', seed=0, mAP_1x=22.0, mAP_2x=34.0,
-                                         gain_1x_to_2x=12.0, last_epoch=24, mAP_last=34.0)]
+    from kdlab.engine.calibration import summarise
+    finals = pd.DataFrame([dict(detector='retinanet_r50', schedule='1x', seed=0, mAP=30.0),
+                           dict(detector='retinanet_r50', schedule='1x', seed=1, mAP=32.0),
+                           dict(detector='retinanet_r50', schedule='2x', seed=0, mAP=33.5),
+                           dict(detector='fcos_r50', schedule='1x', seed=0, mAP=20.0),
+                           dict(detector='fcos_r50', schedule='2x', seed=0, mAP=21.5)])
+    s = summarise(finals).set_index('detector')
+    assert s.loc['retinanet_r50', 'mAP_1x'] == 31.0 and s.loc['retinanet_r50', 'sd_1x'] == 1.41
+    assert s.loc['retinanet_r50', 'gain_1x_to_2x'] == 2.5 and not s.loc['retinanet_r50', 'meets_rule']
+    assert s.loc['fcos_r50', 'gain_1x_to_2x'] == 1.5 and s.loc['fcos_r50', 'meets_rule']
+    assert s.loc['fcos_r50', 'sd_1x'] is None or pd.isna(s.loc['fcos_r50', 'sd_1x'])
+
+
+def test_a_calibration_trial_changes_only_the_knobs_it_names(tmp_path, monkeypatch):
+    from kdlab.engine.calibration import trial_config
+    monkeypatch.setenv('KDLAB_DATA', str(tmp_path))
+    base = trial_config('retinanet_r50', '2x', scene={'num_train': 4, 'num_val': 2})
+    cfg = trial_config('retinanet_r50', '2x', scene={'num_train': 4, 'num_val': 2, 'clutter_under': [2, 4]},
+                       epochs=6, batch=2, lr=2e-3)
+    assert cfg.train_cfg.max_epochs == 6 and cfg.param_scheduler[1]['milestones'] == [4]
+    assert cfg.train_dataloader.batch_size == 2 and cfg.optim_wrapper.optimizer.lr == 2e-3
+    assert cfg.train_dataloader.dataset.data_root != base.train_dataloader.dataset.data_root
+    assert cfg.model == base.model
+    import pytest
+    from kdlab.engine.calibration import trial
+    with pytest.raises(Exception, match='calibration knob'):
+        trial('retinanet_r50', '2x', loss_weight=2.0)

@@ -303,9 +303,12 @@ def main(args) -> int:
     from kdlab.zoo import MINI_BACKBONES
     names: Sequence[str] = args.backbones or list(MINI_BACKBONES)
     for name in names:
-        entry = pretrain(name, epochs=args.epochs, train_images=args.train_images, progress=not args.quiet)
+        out_dir = Path(args.out_dir) if args.out_dir else None
+        cache = out_dir / 'cache' / name if out_dir else None     # a trial never resumes the committed recipe's state
+        entry = pretrain(name, epochs=args.epochs, train_images=args.train_images, progress=not args.quiet,
+                         out_dir=out_dir, cache=cache)
         print(f"{name}: top-1 {entry['top1']:.1f}% after {len(entry['history'])} epochs, "
-              f"{entry['seconds'] / 60:.1f} min -> {PRETRAINED_DIR / entry['file']}")
+              f"{entry['seconds'] / 60:.1f} min -> {(out_dir or PRETRAINED_DIR) / entry['file']}")
     return 0
 
 
@@ -314,5 +317,7 @@ def register(sub) -> None:
     p.add_argument('backbones', nargs='*', help='mini backbones (default: all)')
     p.add_argument('--epochs', type=int, default=EPOCHS)
     p.add_argument('--train-images', type=int, default=TRAIN_IMAGES)
+    p.add_argument('--out-dir', help='write the weights and their index here instead of kdlab/zoo/pretrained '
+                   '(a calibration trial: `kdlab calibrate --trial DETECTOR --pretrained FILE`)')
     p.add_argument('--quiet', action='store_true')
     p.set_defaults(func=main)
