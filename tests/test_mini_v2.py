@@ -34,6 +34,20 @@ def test_scenes_are_deterministic_and_annotate_the_visible_part():
     assert overlapping >= 5                       # objects overlap and occlude each other
 
 
+def test_scene_objects_are_sized_for_the_detectors_anchors():
+    """Mini v2's object sizes (kdlab.data.scenes.SCENE_SIZES): fewer objects below COCO's small threshold than
+    v1 and a COCO-like medium share, so that the small ones are not far below the smallest anchor (32 px)."""
+    from kdlab.data.scenes import SceneSpec, render_scene
+    from kdlab.data.synthetic import PRESETS, render_image
+    def shares(render, spec):
+        areas = np.array([o['area'] for i in range(60) for o in render(spec, 'val', i)[1]])
+        return (areas < 32 ** 2).mean(), (areas >= 96 ** 2).mean(), float(np.median(np.sqrt(areas)))
+    small, large, median_side = shares(render_scene, SceneSpec())
+    v1_small, _, v1_side = shares(render_image, PRESETS['mini'])
+    assert small < 0.7 < v1_small and 1 - small - large > 0.25 and large > 0
+    assert median_side > 24 > v1_side
+
+
 def test_a_small_scene_dataset_loads_in_mmdet_with_its_masks(tmp_path):
     from mmengine.registry import init_default_scope
     from mmdet.registry import DATASETS
@@ -123,6 +137,10 @@ def test_the_protocol_switch(monkeypatch):
     v1 = detector_config('retinanet_r50', 'mini')
     assert v1.model.bbox_head.num_classes == 6 and v1.model.backbone.get('init_cfg') is None
     assert '/synthetic-' in v1.data_root
+    assert (v1.train_cfg.max_epochs, v1.train_dataloader.batch_size) == (12, 8)     # v1's keys stay as stored
+    from kdlab.zoo import MINI_V2_EPOCHS
+    from kdlab.data import MINI_V2_IMAGES_PER_GPU
+    assert (MINI_V2_EPOCHS['1x'], MINI_V2_EPOCHS['2x'], MINI_V2_IMAGES_PER_GPU) == (24, 48, 4)
     monkeypatch.setenv('KDLAB_MINI', 'v3')
     with pytest.raises(UnknownNameError, match='mini protocol'):
         mini_protocol()

@@ -183,21 +183,42 @@ def _background(rng: np.random.Generator, h: int, w: int, high_frequency: bool) 
 
 
 # ------------------------------------------------------------------------------------------- images
-def _object_sizes(rng: np.random.Generator, small_dominated: bool, h: int, w: int) -> List[float]:
+@dataclasses.dataclass(frozen=True)
+class ObjectSizes:
+    """How big the objects of one image are: circumscribed diameters as fractions of the image's short side.
+
+    A small-dominated image holds ``small_count`` (half-open range) small objects and, with probability
+    ``medium_prob``, one medium; a large-dominated one holds one large object, with probability 0.4 a second
+    (``second``) and with probability 0.5 a medium one (``third``). The defaults are v1's."""
+
+    small: Tuple[float, float] = (0.09, 0.22)
+    small_count: Tuple[int, int] = (4, 9)
+    medium: Tuple[float, float] = (0.28, 0.40)
+    medium_prob: float = 0.5
+    large: Tuple[float, float] = (0.72, 0.98)
+    second: Tuple[float, float] = (0.45, 0.6)
+    third: Tuple[float, float] = (0.2, 0.3)
+
+
+V1_SIZES = ObjectSizes()
+
+
+def _object_sizes(rng: np.random.Generator, small_dominated: bool, h: int, w: int,
+                  sizes: ObjectSizes = V1_SIZES) -> List[float]:
     """Object sizes (circumscribed diameter, px) for one image."""
     short = min(h, w)
     if small_dominated:
-        n = int(rng.integers(4, 9))
-        sizes = list(rng.uniform(0.09, 0.22, size=n) * short)          # mostly small
-        if rng.random() < 0.5:
-            sizes.append(float(rng.uniform(0.28, 0.40) * short))        # sometimes one medium
+        n = int(rng.integers(*sizes.small_count))
+        out = list(rng.uniform(*sizes.small, size=n) * short)                  # mostly small
+        if rng.random() < sizes.medium_prob:
+            out.append(float(rng.uniform(*sizes.medium) * short))              # sometimes one medium
     else:
-        sizes = [float(rng.uniform(0.72, 0.98) * short)]                # one large
+        out = [float(rng.uniform(*sizes.large) * short)]                       # one large
         if rng.random() < 0.4:
-            sizes.append(float(rng.uniform(0.45, 0.6) * short))         # sometimes a second, medium-large
+            out.append(float(rng.uniform(*sizes.second) * short))              # sometimes a second, medium-large
         if rng.random() < 0.5:
-            sizes.append(float(rng.uniform(0.2, 0.3) * short))          # sometimes a medium
-    return sorted(sizes, reverse=True)  # place the big ones first: packing succeeds more often
+            out.append(float(rng.uniform(*sizes.third) * short))               # sometimes a medium
+    return sorted(out, reverse=True)  # place the big ones first: packing succeeds more often
 
 
 def render_image(spec: SyntheticSpec, split: str, index: int):
