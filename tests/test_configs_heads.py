@@ -21,16 +21,11 @@ ROWS = {
 
 def _plain(v):
     """Plain dicts and lists; a registered component's constructor defaults filled in (channels left out)."""
-    import inspect
-    import kdlab.models  # noqa: F401  (registers kdlab's components)
-    from mmrazor.registry import MODELS
+    from _components import constructor_defaults
     if hasattr(v, 'to_dict'):
         v = v.to_dict()
     if isinstance(v, dict):
-        cls = MODELS.get(v['type']) if isinstance(v.get('type'), str) else None
-        if cls is not None:
-            v = {**{k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()
-                    if p.default is not inspect.Parameter.empty and k not in ('init_cfg',)}, **v}
+        v = {**constructor_defaults(v.get('type')), **v}
         return {k: _plain(x) for k, x in v.items() if k not in ('student_channels', 'teacher_channels')}
     if isinstance(v, (list, tuple)):
         return [_plain(x) for x in v]

@@ -40,12 +40,8 @@ def _zoo_name(cfg_path):
 
 def _with_defaults(component):
     """The arguments of an mmrazor component, its constructor's defaults filled in (channels left out)."""
-    import inspect
-    import kdlab.models  # noqa: F401  (registers kdlab's components)
-    from mmrazor.registry import MODELS
-    cls = MODELS.get(component['type'])
-    args = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()
-            if p.default is not inspect.Parameter.empty}
+    from _components import constructor_defaults
+    args = constructor_defaults(component['type'])
     args.update({k: v for k, v in component.items() if k != 'type'})
     return {k: (float(v) if isinstance(v, int) and not isinstance(v, bool) else v) for k, v in args.items()
             if k not in ('student_channels', 'teacher_channels', 'init_cfg')}
