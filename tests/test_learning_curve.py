@@ -67,7 +67,6 @@ def test_a_calibration_trial_changes_only_the_knobs_it_names(tmp_path, monkeypat
     assert cfg.train_dataloader.batch_size == 2 and cfg.optim_wrapper.optimizer.lr == 2e-3
     assert cfg.train_dataloader.dataset.data_root != base.train_dataloader.dataset.data_root
     assert cfg.model == base.model
-    import pytest
     from kdlab.engine.calibration import trial
     with pytest.raises(Exception, match='calibration knob'):
         trial('retinanet_r50', '2x', loss_weight=2.0)

@@ -19,18 +19,15 @@ def _describe(root: Path) -> None:
 
 
 def run(args) -> int:
+    from kdlab.data.scenes import SceneSpec
     from kdlab.data.synthetic import PRESETS, ensure_dataset
+    presets = {**PRESETS, 'mini-v2': SceneSpec()}       # mini-v2: the scenes of kdlab.data.scenes
     if args.action == 'generate':
-        if args.preset == 'mini-v2':       # the mini v2 scenes (kdlab.data.scenes)
-            from kdlab.data.scenes import SceneSpec
-            root = ensure_dataset(SceneSpec(), root=args.root, progress=True)
-        else:
-            root = ensure_dataset(args.preset, root=args.root, progress=True)
+        root = ensure_dataset(presets.get(args.preset, args.preset), root=args.root, progress=True)
         print(root)
         _describe(root)
     else:
-        from kdlab.data.scenes import SceneSpec
-        for name, spec in {**PRESETS, 'mini-v2': SceneSpec()}.items():
+        for name, spec in presets.items():
             print(f'{name}: {spec}')
     return 0
 

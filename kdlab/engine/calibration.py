@@ -111,6 +111,12 @@ def calibrate(detectors: Sequence[str] = DEFAULT_DETECTORS, *, schedules: Sequen
 TRIAL_KNOBS = ('scene', 'epochs', 'batch', 'lr', 'pretrained')
 
 
+def scene_spec(scene: Optional[dict] = None):
+    """The :class:`kdlab.data.scenes.SceneSpec` with the fields of ``scene`` (JSON lists read as tuples)."""
+    from kdlab.data.scenes import SceneSpec
+    return SceneSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in (scene or {}).items()})
+
+
 def trial_config(detector: str, schedule: str = '2x', *, seed: int = 0, protocol: str = 'v2',
                  scene: Optional[dict] = None, epochs: Optional[int] = None, batch: Optional[int] = None,
                  lr: Optional[float] = None, pretrained: Optional[str] = None):
@@ -122,9 +128,8 @@ def trial_config(detector: str, schedule: str = '2x', *, seed: int = 0, protocol
     from kdlab.zoo import detector_config, mini_schedule
     data_root = None
     if scene:
-        from kdlab.data.scenes import SceneSpec, ensure_scenes
-        spec = SceneSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in scene.items()})
-        data_root = str(ensure_scenes(spec))
+        from kdlab.data.scenes import ensure_scenes
+        data_root = str(ensure_scenes(scene_spec(scene)))
     cfg = detector_config(detector, 'mini', schedule=schedule, seed=seed, protocol=protocol, data_root=data_root)
     if epochs:
         cfg.merge_from_dict(mini_schedule(int(epochs)))
@@ -159,14 +164,12 @@ def trial(detector: str, schedule: str = '2x', *, seed: int = 0, protocol: str =
     label = json.dumps(knobs, sort_keys=True)
     rec = execute(cfg, name=f'{detector} {schedule} trial {label} (mini {protocol}, seed {seed})', store=store,
                   progress=progress)
-    from kdlab.data.scenes import SceneSpec
     import dataclasses
-    spec = SceneSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in (knobs.get('scene') or {}).items()})
     row = dict(detector=detector, schedule=schedule, seed=seed, knobs=label, epochs=cfg.train_cfg.max_epochs,
                batch=cfg.train_dataloader.batch_size, lr=cfg.optim_wrapper.optimizer.lr,
-               scene=json.dumps(dataclasses.asdict(spec), sort_keys=True), mAP=rec['metrics'].get('mAP'),
-               AP50=rec['metrics'].get('AP50'), APs=rec['metrics'].get('APs'), APm=rec['metrics'].get('APm'),
-               APl=rec['metrics'].get('APl'), wall_time_s=rec.get('wall_time_s'),
+               scene=json.dumps(dataclasses.asdict(scene_spec(knobs.get('scene'))), sort_keys=True),
+               **{k: rec['metrics'].get(k) for k in ('mAP', 'AP50', 'APs', 'APm', 'APl')},
+               wall_time_s=rec.get('wall_time_s'),
                curve=' '.join(f"{e.get('mAP')}" for e in rec.get('curve') or []), run=rec.get('key'))
     out = Path(out) if out is not None else results_dir(f'mini_{protocol}')
     out.mkdir(parents=True, exist_ok=True)

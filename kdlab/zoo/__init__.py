@@ -265,7 +265,7 @@ def mini_model(family: Family, backbone: str, num_classes: int, width: int = MIN
             model['backbone'].update(frozen_stages=1, norm_eval=True)
     model['neck']['in_channels'] = list(channels)
     _mini_roi_budget(model)
-    # mini models train from scratch: no frozen stages, BN in train mode (set in the backbone dicts);
+    # v1's mini models train from scratch: no frozen stages, BN in train mode (set in the backbone dicts);
     # caffe-style FCOS configs expect caffe pixel stats — mini uses the standard ones for every family.
     model['data_preprocessor'] = dict(type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53],
                                       std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_size_divisor=32,
@@ -301,21 +301,18 @@ def detector_config(name: str, scale: str = 'mini', *, schedule: Optional[str] =
         raise UnknownNameError('schedule', schedule, MINI_EPOCHS)
     official = load_config(family.base)
     v2 = scale == 'mini' and mini_protocol(protocol) == 'v2'
-    if v2:
-        from kdlab.data.scenes import CATEGORIES
-    else:
-        from kdlab.data.synthetic import CATEGORIES
+    data = coco_data_config(data_root, scale=scale, with_mask=family.with_mask, protocol='v2' if v2 else 'v1')
+    classes = data['train_dataloader']['dataset']['metainfo']['classes']     # the protocol's categories
     cfg = Config(dict(
         default_scope='mmdet',
-        model=mini_model(family, backbone, num_classes=len(CATEGORIES), pretrained=v2),
+        model=mini_model(family, backbone, num_classes=len(classes), pretrained=v2),
         default_hooks=official.default_hooks.to_dict(),
         env_cfg=official.env_cfg.to_dict(),
         log_processor=official.log_processor.to_dict(),
         log_level='INFO', load_from=None, resume=False,
         randomness=dict(seed=seed, deterministic=False),
     ))
-    cfg.merge_from_dict(coco_data_config(data_root, scale=scale, with_mask=family.with_mask,
-                                         protocol='v2' if v2 else 'v1'))
+    cfg.merge_from_dict(data)
     epochs = SMOKE_EPOCHS if scale == 'smoke' else (MINI_V2_EPOCHS if v2 else MINI_EPOCHS)[schedule]
     cfg.merge_from_dict(mini_schedule(epochs))
     cfg.merge_from_dict(dict(default_hooks=dict(logger=dict(interval=10), checkpoint=dict(interval=1,
