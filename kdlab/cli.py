@@ -16,6 +16,7 @@ COMMANDS = (
     'kdlab.data.cli',      # kdlab data         — generate / inspect the embedded synthetic dataset
     'kdlab.zoo.cli',       # kdlab zoo          — the detector zoo and its resolved configs
     'kdlab.zoo.pretrain',  # kdlab pretrain     — the mini backbones' pretraining (mini v2's ImageNet weights)
+    'kdlab.methods.loss_scale',  # kdlab loss-scale — mini v2's loss-scale rule, measured per method and pair
     'kdlab.papers.cli',    # kdlab papers       — the registry of reported tables
     'kdlab.demo',          # kdlab demo         — teacher / baseline / PKD end to end (the main job)
     'kdlab.engine.cli',    # kdlab train        — one mmengine config (mmdet or mmrazor) through kdlab

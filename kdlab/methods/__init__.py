@@ -84,7 +84,8 @@ def detector_family(name: str):
 
 def distill_config(student_cfg, teacher_cfg, *, student: str, teacher: str, teacher_ckpt: Optional[str],
                    method: str = 'pkd', pairing: str = 'index', teacher_run: Optional[str] = None,
-                   inherit: Optional[Sequence[str]] = None, teacher_input: str = 'student', **params):
+                   inherit: Optional[Sequence[str]] = None, teacher_input: str = 'student',
+                   loss_scale: Optional[float] = None, **params):
     """The mmengine config of ``student`` distilled from ``teacher`` with ``method``.
 
     Data, schedule and runtime come from ``student_cfg`` (the baseline the distilled student is compared
@@ -98,6 +99,10 @@ def distill_config(student_cfg, teacher_cfg, *, student: str, teacher: str, teac
 
     ``teacher_input``: ``'student'`` (default, the released code: the teacher is fed the student's preprocessed
     batch) or ``'own'`` (each model its own normalisation; :mod:`kdlab.methods.preprocessing`).
+
+    ``loss_scale``: every distillation loss multiplied by this factor (:mod:`kdlab.models.loss_scale`); None:
+    the mini-v2 protocol's loss-scale rule for the pair (:func:`kdlab.methods.loss_scale.rule_factor`) when
+    ``student_cfg`` is a mini-v2 config, else 1 (no factor, the config as the method defines it).
     """
     m = get_method(method)
     unknown = set(params) - set(m.defaults)
@@ -141,6 +146,16 @@ def distill_config(student_cfg, teacher_cfg, *, student: str, teacher: str, teac
         add_custom_imports(cfg)      # the hook is kdlab's (kdlab.models)
     if m.configure is not None:
         m.configure(cfg, **cfg.kdlab_method['params'])
+    source = 'given'
+    if loss_scale is None and student_cfg.get('kdlab_protocol') == 'mini-v2':
+        from kdlab.methods.loss_scale import TABLE, rule_factor
+        loss_scale, source = rule_factor(method, student, teacher), f'the mini-v2 loss-scale rule, {TABLE.name}'
+    if loss_scale is not None and float(loss_scale) != 1.0:
+        cfg.kdlab_method['loss_scale'] = float(loss_scale)
+        cfg.custom_hooks = [h for h in (cfg.get('custom_hooks') or []) if h.get('type') != 'DistillLossScaleHook'] + [
+            dict(type='DistillLossScaleHook', scale=float(loss_scale), source=source)]
+        from kdlab.methods._common import add_custom_imports
+        add_custom_imports(cfg)
     if inherit:
         from kdlab.models.inherit import add_inherit_hook
         inherit = add_inherit_hook(cfg, inherit, strict=explicit)   # a method's default skips what cannot match

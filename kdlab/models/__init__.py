@@ -13,13 +13,14 @@ this package is imported (``custom_imports = dict(imports=['kdlab.models'])``).
 * algorithms: ``FpnHeadTeacherDistill`` (teacher runs backbone, neck and the dense heads a recorder needs),
   ``DFMSDDistill`` (masking enhancement: a second, augmented pass of teacher and student);
 * hooks (``mmengine.registry.HOOKS``): ``InheritTeacherHook`` (the student starts from the teacher's neck and
-  heads), ``TeacherOwnInputHook`` (the teacher is fed its own preprocessing).
+  heads), ``TeacherOwnInputHook`` (the teacher is fed its own preprocessing), ``DistillLossScaleHook``
+  (every distillation loss times the mini scale's loss-scale factor).
 """
 import kdlab  # noqa: F401  (applies kdlab.compat: mmrazor imports on torch 2.x)
 
 from kdlab.models import algorithms, distillers, losses, recorders  # noqa: F401,E402
 
 __all__ = ['algorithms', 'distillers', 'losses', 'recorders']
-from kdlab.models import crosskd, icd, inherit, optim, teacher_input  # noqa: F401,E402  (CrossKD, ICD, inheriting, split optim, teacher input)
+from kdlab.models import crosskd, icd, inherit, loss_scale, optim, teacher_input  # noqa: F401,E402  (CrossKD, ICD, inheriting, the loss-scale rule, split optim, teacher input)
 
-__all__ += ['crosskd', 'icd', 'inherit', 'optim', 'teacher_input']
+__all__ += ['crosskd', 'icd', 'inherit', 'loss_scale', 'optim', 'teacher_input']

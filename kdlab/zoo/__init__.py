@@ -289,6 +289,11 @@ def detector_config(name: str, scale: str = 'mini', *, schedule: Optional[str] =
     schedules = [s for b, s in family.full if b == backbone] or ['1x']
     schedule = schedule or schedules[0]
     if scale == 'full':
+        if not any(b == backbone for b, _ in family.full):
+            raise UnknownNameError(f'full-scale backbone of {family.name}', backbone,
+                                   sorted({b for b, _ in family.full}),
+                                   f'{name} exists at mini and smoke scale only (the papers use no such model); '
+                                   f'pick one of the backbones {family.name} has at full scale')
         if (backbone, schedule) not in family.full:
             raise UnknownNameError(f'full-scale schedule of {name}', schedule, schedules)
         cfg = load_config(family.full[(backbone, schedule)])
@@ -313,6 +318,8 @@ def detector_config(name: str, scale: str = 'mini', *, schedule: Optional[str] =
         randomness=dict(seed=seed, deterministic=False),
     ))
     cfg.merge_from_dict(data)
+    if v2:
+        cfg.kdlab_protocol = 'mini-v2'     # read by distill_config (the loss-scale rule); in the run key
     epochs = SMOKE_EPOCHS if scale == 'smoke' else (MINI_V2_EPOCHS if v2 else MINI_EPOCHS)[schedule]
     cfg.merge_from_dict(mini_schedule(epochs))
     cfg.merge_from_dict(dict(default_hooks=dict(logger=dict(interval=10), checkpoint=dict(interval=1,

@@ -1,0 +1,246 @@
+"""The mini scale's one loss-scale rule: a method's published weight carried from COCO shapes to mini shapes.
+
+The rule (issue "Mini scale v2", item 5), the same for every method::
+
+    r(scale)  = L_distill / L_det            at the first iteration, for one (method, student, teacher)
+    factor    = r(full) / r(mini)            every distillation loss of a mini run is multiplied by it
+
+so that at its first iteration a mini run weighs distillation against detection as the paper's run did. Why a
+rule is needed: the sum-reduced losses (MGD, FGD, AMD, DMKD, DSAMKD, DFMSD: ``alpha * sum / N``) grow with
+channels x height x width, which are about 170x smaller at mini scale (64 channels at 160 px against 256 at
+1333 x 800), while the mean-reduced ones (PKD, DCSF-KD) keep their balance; detection losses, normalised per
+positive sample, keep theirs at both scales.
+
+How ``r`` is measured (kdlab's choices, each a parameter of :func:`loss_ratio`):
+
+* both scales build the method's config for the pair (:func:`kdlab.methods.distill_config` on
+  :func:`kdlab.zoo.detector_config` at that scale) with **every weight at its initialisation**: no teacher
+  checkpoint, no ImageNet / mini-pretrained backbone (``Pretrained`` init_cfgs dropped). A full-scale trained
+  teacher cannot be loaded offline, and the same initial state at both scales leaves the shapes (channels,
+  map sizes, level count) as the only difference, which is what the rule is for;
+* the same images at both scales: ``images`` training images of the mini-v2 scenes
+  (:mod:`kdlab.data.scenes`), each through its scale's own training pipeline (the full configs resize them to
+  1333 x 800 as they resize COCO images), random flips off, one seed;
+* ``L_det``: the sum of the student's losses (``student.*``), ``L_distill``: the sum of the method's
+  (``distill.*``), as mmengine sums them (entries whose name holds ``loss``), in train mode, after one
+  forward, as the first iteration computes them.
+
+The measured table is committed (``kdlab/methods/loss_scale.csv``: both ratios, the factor, how many images,
+the git revision); ``distill_config`` reads a mini-v2 pair's factor from it (:func:`rule_factor`) and adds
+:class:`kdlab.models.loss_scale.DistillLossScaleHook`; ``kdlab loss-scale`` measures missing pairs.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from kdlab.errors import KdlabError
+
+#: the committed table of measured ratios (one row per method, student, teacher)
+TABLE = Path(__file__).resolve().parent / 'loss_scale.csv'
+COLUMNS = ('method', 'student', 'teacher', 'ratio_full', 'ratio_mini', 'factor', 'applicable', 'det_full',
+           'distill_full', 'det_mini', 'distill_mini', 'images', 'seed', 'revision')
+IMAGES, SEED = 2, 0
+#: below this ratio at either scale the distillation loss at initialisation is (nearly) zero: it compares
+#: outputs that an untrained teacher and student share (CrossKD: the teacher's head applied to both; its
+#: random head gives every anchor the prior), so the ratio of two such values says nothing about shapes
+#: and the pair keeps factor 1 (kdlab's choice, a parameter of :func:`measure`)
+MIN_RATIO = 0.01
+
+
+def _without_pretrained(node):
+    """``node`` with every ``Pretrained`` init_cfg removed (recursively): weights at their initialisation."""
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            if k == 'init_cfg' and isinstance(v, dict) and v.get('type') == 'Pretrained':
+                out[k] = None
+            else:
+                out[k] = _without_pretrained(v)
+        return out
+    if isinstance(node, list):
+        return [_without_pretrained(v) for v in node]
+    return node
+
+
+def initial_config(method: str, student: str, teacher: str, scale: str, *, data_root: Optional[str] = None,
+                   **params):
+    """The distillation config of the pair at ``scale`` with every weight at its initialisation (mini v2 data
+    at mini scale; ``data_root``: a mini-v2 scene set other than the cached default)."""
+    from kdlab.methods import distill_config
+    from kdlab.zoo import detector_config
+    root = data_root if scale == 'mini' else None
+    s = detector_config(student, scale, protocol='v2', data_root=root)
+    t = detector_config(teacher, scale, protocol='v2', data_root=root)
+    cfg = distill_config(s, t, student=student, teacher=teacher, teacher_ckpt=None, method=method,
+                         loss_scale=1.0, **params)
+    cfg.model = _without_pretrained(cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else dict(cfg.model))
+    for key in ('teacher_ckpt', 'box_teacher_ckpt'):
+        if key in cfg.model:
+            cfg.model[key] = None
+    cfg.custom_hooks = [h for h in (cfg.get('custom_hooks') or []) if h.get('type') != 'InheritTeacherHook']
+    return cfg
+
+
+def scene_batch(cfg, *, images: int = IMAGES, data_root: Optional[str] = None) -> dict:
+    """``images`` mini-v2 training scenes through ``cfg``'s training pipeline (flips off), collated as a
+    dataloader would (``data_root``: the scene set; default the cached mini-v2 one)."""
+    from mmengine.dataset import pseudo_collate
+    from mmengine.registry import init_default_scope
+    from mmdet.registry import DATASETS
+    from kdlab.data import coco_data_config
+    init_default_scope('mmdet')
+    steps = [dict(step) for step in cfg.train_dataloader.dataset.pipeline]
+    with_mask = any(step.get('with_mask') for step in steps)
+    for step in steps:
+        if str(step.get('type', '')).split('.')[-1] == 'RandomFlip':
+            step['prob'] = 0.0
+    dataset = coco_data_config(data_root, scale='mini', with_mask=with_mask,
+                               protocol='v2')['train_dataloader']['dataset']
+    dataset = dict(copy.deepcopy(dataset), pipeline=steps)
+    dataset.pop('filter_cfg', None)
+    with contextlib.redirect_stdout(io.StringIO()):      # pycocotools' "loading annotations" lines
+        ds = DATASETS.build(dataset)
+    return pseudo_collate([ds[i] for i in range(images)])
+
+
+def _sum(losses: Dict[str, object], prefix: str) -> Tuple[float, Dict[str, float]]:
+    terms = {}
+    for name, value in losses.items():
+        if name.startswith(prefix) and 'loss' in name:
+            v = sum(x.sum() for x in value) if isinstance(value, (list, tuple)) else value.sum()
+            terms[name] = float(v)
+    return sum(terms.values()), terms
+
+
+def first_iteration_losses(cfg, *, images: int = IMAGES, seed: int = SEED, data_root: Optional[str] = None) -> dict:
+    """The detection and distillation losses of ``cfg``'s model at its first iteration on ``images`` scenes."""
+    import torch
+    from mmengine.logging import MessageHub, MMLogger
+    from mmengine.registry import DefaultScope
+    from mmengine.runner import set_random_seed
+    from mmrazor.registry import MODELS
+    import kdlab.models  # noqa: F401  (registers kdlab's components)
+    MMLogger.get_current_instance().setLevel('WARNING')
+    set_random_seed(seed)
+    batch = scene_batch(cfg, images=images, data_root=data_root)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.train()
+    MessageHub.get_current_instance().update_info('iter', 0)
+    with torch.no_grad():
+        data = model.data_preprocessor(batch, True)
+        losses = model(**data, mode='loss')
+    det, det_terms = _sum(losses, 'student.')
+    distill, distill_terms = _sum(losses, 'distill.')
+    shape = tuple(data['inputs'].shape[-2:])
+    return dict(det=det, distill=distill, ratio=distill / det if det else math.nan, input_hw=shape,
+                terms={**det_terms, **distill_terms})
+
+
+def loss_ratio(method: str, student: str, teacher: str, scale: str, *, images: int = IMAGES,
+               seed: int = SEED, data_root: Optional[str] = None, **params) -> dict:
+    """``L_distill / L_det`` of the pair at ``scale``'s shapes (see the module's docstring)."""
+    return first_iteration_losses(initial_config(method, student, teacher, scale, data_root=data_root, **params),
+                                  images=images, seed=seed, data_root=data_root)
+
+
+def measure(method: str, student: str, teacher: str, *, images: int = IMAGES, seed: int = SEED,
+            min_ratio: float = MIN_RATIO) -> dict:
+    """One row of the rule's table: both ratios and the factor (1 where the rule is not ``applicable``: a
+    ratio below ``min_ratio`` at either scale)."""
+    from kdlab.engine.runner import _git_revision
+    full = loss_ratio(method, student, teacher, 'full', images=images, seed=seed)
+    mini = loss_ratio(method, student, teacher, 'mini', images=images, seed=seed)
+    if not (mini['distill'] > 0 and full['distill'] > 0):
+        raise KdlabError(f'{method} {student} <- {teacher}: a distillation loss of 0 at the first iteration '
+                         f'(full {full["distill"]:.4g}, mini {mini["distill"]:.4g}); no ratio to carry',
+                         'check that the method records the levels it distils (kdlab.core.levels)')
+    applicable = min(full['ratio'], mini['ratio']) >= min_ratio
+    return dict(method=method, student=student, teacher=teacher, ratio_full=full['ratio'],
+                ratio_mini=mini['ratio'], factor=full['ratio'] / mini['ratio'] if applicable else 1.0,
+                applicable=applicable, det_full=full['det'],
+                distill_full=full['distill'], det_mini=mini['det'], distill_mini=mini['distill'],
+                images=images, seed=seed, revision=(_git_revision()['revision'] or '')[:12])
+
+
+def read_table(path: Optional[Path] = None) -> List[dict]:
+    path = Path(path or TABLE)
+    if not path.is_file():
+        return []
+    with open(path, newline='') as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        for key in ('ratio_full', 'ratio_mini', 'factor', 'det_full', 'distill_full', 'det_mini', 'distill_mini'):
+            row[key] = float(row[key])
+        row['images'], row['seed'] = int(row['images']), int(row['seed'])
+        row['applicable'] = str(row['applicable']) == 'True'
+    return rows
+
+
+def write_rows(rows: Iterable[dict], path: Optional[Path] = None) -> Path:
+    """Add or replace ``rows`` (by method, student, teacher) in the table; keeps it sorted."""
+    path = Path(path or TABLE)
+    table = {(r['method'], r['student'], r['teacher']): r for r in read_table(path)}
+    for r in rows:
+        table[(r['method'], r['student'], r['teacher'])] = r
+    tmp = path.with_suffix('.tmp')
+    with open(tmp, 'w', newline='') as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator='\n')
+        w.writeheader()
+        for key in sorted(table):
+            r = dict(table[key])
+            for k in ('ratio_full', 'ratio_mini', 'factor', 'det_full', 'distill_full', 'det_mini', 'distill_mini'):
+                r[k] = f'{float(r[k]):.6g}'
+            w.writerow({k: r[k] for k in COLUMNS})
+    tmp.replace(path)
+    return path
+
+
+def rule_factor(method: str, student: str, teacher: str, path: Optional[Path] = None) -> float:
+    """The committed factor of the pair; raises naming the command that measures it."""
+    for row in read_table(path):
+        if (row['method'], row['student'], row['teacher']) == (method, student, teacher):
+            return row['factor']
+    raise KdlabError(f'the loss-scale rule has no measured factor for {method} {student} <- {teacher} '
+                     f'(in {TABLE.name})',
+                     f'measure it: `kdlab loss-scale {method} --pair {student} {teacher}` (about a minute), or '
+                     'pass loss_scale=1.0 to distill_config to run without the rule')
+
+
+# ----------------------------------------------------------------------------------------------- CLI
+def main(args) -> int:
+    from kdlab.methods import METHODS, _load_builtin
+    _load_builtin()
+    methods: Sequence[str] = args.methods or sorted(METHODS)
+    pairs = [tuple(p) for p in args.pair] or [('retinanet_r50', 'retinanet_x101')]
+    done = {(r['method'], r['student'], r['teacher']) for r in read_table()}
+    from tqdm.auto import tqdm
+    todo = [(m, s, t) for m in methods for s, t in pairs if args.again or (m, s, t) not in done]
+    rows = []
+    for m, s, t in tqdm(todo, desc='loss-scale rule', unit='pair'):
+        row = measure(m, s, t, images=args.images)
+        write_rows([row])
+        rows.append(row)
+        tqdm.write(f"{m:8s} {s} <- {t}: ratio full {row['ratio_full']:.4g}, mini {row['ratio_mini']:.4g}, "
+                   f"factor {row['factor']:.4g}" + ('' if row['applicable'] else
+                                                    f' (a ratio below {MIN_RATIO}: the rule does not apply)'))
+    print(f'{len(rows)} measured, {len(done & set(todo)) if args.again else len(done)} already in {TABLE}')
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser('loss-scale', help="measure the mini scale's loss-scale rule (distillation / detection "
+                       'loss at the first iteration, full and mini shapes)')
+    p.add_argument('methods', nargs='*', help='method ids (default: all)')
+    p.add_argument('--pair', nargs=2, action='append', default=[], metavar=('STUDENT', 'TEACHER'),
+                   help='a student and teacher (repeatable; default: retinanet_r50 retinanet_x101)')
+    p.add_argument('--images', type=int, default=IMAGES)
+    p.add_argument('--again', action='store_true', help='measure pairs already in the table again')
+    p.set_defaults(func=main)
