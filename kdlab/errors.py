@@ -59,3 +59,13 @@ class RegistryError(KdlabError, ValueError):
 
 class NotebookError(KdlabError, RuntimeError):
     """A notebook that failed while being executed headless; names the notebook and the failing cell."""
+
+
+class RunDivergedError(KdlabError, FloatingPointError):
+    """A training loss that became NaN or infinite: the run stopped at that iteration.
+
+    ``iteration``, ``epoch`` and ``terms`` (the non-finite loss entries, by name) say where."""
+
+    def __init__(self, message: str, fix: str, *, iteration: int, epoch: int, terms: dict):
+        super().__init__(message, fix)
+        self.iteration, self.epoch, self.terms = iteration, epoch, dict(terms)

@@ -33,6 +33,63 @@ def test_demo_trains_evaluates_and_stores_three_runs(demo_rows):
         assert rec['checkpoint'] and rec['checkpoint'].endswith('.pth')
 
 
+def test_every_run_records_its_checks(demo_rows):
+    """kdlab.engine.hooks.RunChecksHook: lr x batch for every run; for the distilled one the teacher's weights
+    unchanged by training and the distillation loss finite, non-zero and reaching the student."""
+    store, rows = demo_rows
+    for r in rows:
+        rec = store.load(r['key'])
+        lr = rec['checks']['lr_batch']
+        assert lr['batch'] == 4 and lr['processes'] == 1 and lr['lr'] == pytest.approx(1e-3)
+        assert 'checks_failed' not in rec
+    baseline, distilled = store.load(rows[1]['key']), store.load(rows[2]['key'])
+    assert 'teacher_frozen' not in baseline['checks']
+    frozen, active = distilled['checks']['teacher_frozen'], distilled['checks']['distillation_active']
+    assert frozen['ok'] and frozen['before'] == frozen['after'] and len(frozen['before']) == 64
+    assert active['ok'] and active['iteration'] == 0 and active['finite'] and active['total'] > 0
+    assert set(active['losses']) == {f'distill.loss_pkd_P{i}' for i in (3, 4, 5, 6)}
+    assert 0 < active['student_tensors_with_gradient'] <= active['student_tensors']
+
+
+def test_the_checks_catch_a_teacher_that_trains_and_a_distillation_that_does_nothing():
+    import torch
+    from kdlab.engine.hooks import RunChecksHook, weights_digest
+    teacher = torch.nn.Linear(3, 2)
+    before = weights_digest(teacher)
+    assert weights_digest(teacher) == before
+    with torch.no_grad():
+        teacher.weight[0, 0] += 1e-6
+    assert weights_digest(teacher) != before                     # any change, however small
+
+    class Algorithm(torch.nn.Module):                            # the two parts of a distillation algorithm
+        def __init__(self, scale):
+            super().__init__()
+            self.student, self.teacher, self.scale = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2), scale
+
+        def forward(self, x):
+            s, t = self.student(x), self.teacher(x).detach()
+            return {'student.loss_cls': s.pow(2).mean(), 'distill.loss_kd': self.scale * (s - t).pow(2).mean()}
+
+    import tempfile
+    from pathlib import Path
+    from mmengine.config import Config
+    for scale, ok in ((1.0, True), (0.0, False)):
+        model = Algorithm(scale)
+        runner = type('Runner', (), dict(
+            model=model, rank=0, world_size=1, iter=0, cfg=Config(dict(train_dataloader=dict(batch_size=2))),
+            optim_wrapper=torch.optim.SGD(model.student.parameters(), lr=0.1)))()
+        hook = RunChecksHook(Path(tempfile.mkdtemp()) / 'checks.json')
+        hook.before_train(runner)
+        model(torch.randn(4, 3))
+        with torch.no_grad():
+            model.teacher.bias += 1.0                             # the optimizer "trained" the teacher
+        hook.after_train(runner)
+        checks = hook.read()
+        assert checks['distillation_active']['ok'] is ok and checks['teacher_frozen']['ok'] is False
+        assert checks['lr_batch'] == dict(batch=2, processes=1, images_per_process=2, base_batch=None,
+                                          auto_scale_lr=False, lr=0.1)
+
+
 def test_the_distilled_run_is_an_mmrazor_fpn_teacher_distill_with_pkd(demo_rows):
     store, rows = demo_rows
     text = (store.run_dir(rows[2]['key']) / 'config.py').read_text()

@@ -101,3 +101,156 @@ class LearningCurveHook(Hook):
         curve = [e for e in self.read() if e['epoch'] != entry['epoch']] + [entry]
         from kdlab.engine.store import atomic_write_text   # an interruption never leaves half a file
         atomic_write_text(self.path, json.dumps(sorted(curve, key=lambda e: e['epoch']), indent=1))
+
+
+def _unwrap(model):
+    return model.module if hasattr(model, 'module') else model
+
+
+def weights_digest(module) -> str:
+    """sha256 of a module's parameters and buffers (names, shapes and values): equal digests, equal weights."""
+    import hashlib
+    import torch
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f'{name}:{tuple(t.shape)}:{t.dtype}'.encode())
+        h.update((t.float() if t.dtype == torch.bfloat16 else t).numpy().tobytes())   # numpy has no bfloat16
+    return h.hexdigest()
+
+
+class RunChecksHook(Hook):
+    """The safeguards every run performs, written to ``<work_dir>/checks.json`` (the record's ``checks``).
+
+    * ``lr_batch`` (every run): the run's total batch (processes x images per process), the base batch its
+      config's learning rate was set for (``auto_scale_lr.base_batch_size``), whether mmengine scaled it and
+      the learning rate the optimizer started from;
+    * ``teacher_frozen`` (a distillation run): the digest of the teacher's weights and buffers when training
+      starts and when it ends; they must be equal (a teacher updated by the optimizer, or BatchNorm statistics
+      drifting in train mode, are the silent failures this catches);
+    * ``distillation_active`` (a distillation run, first iteration): every distillation loss is finite, their
+      sum is not zero and its gradient reaches the student's parameters (on one process; with several, DDP
+      owns the backward pass and the gradient part is not checked).
+
+    The file outlives an interruption: a resumed run keeps the first process's teacher digest and first
+    iteration.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self, path):
+        from pathlib import Path
+        self.path = Path(path)
+        self.handle = None
+
+    def read(self) -> dict:
+        import json
+        return json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    def _write(self, checks: dict) -> None:
+        import json
+        from kdlab.engine.store import atomic_write_text
+        atomic_write_text(self.path, json.dumps(checks, indent=1))
+
+    def before_train(self, runner) -> None:
+        if runner.rank != 0:
+            return
+        checks = self.read()
+        model = _unwrap(runner.model)
+        cfg = runner.cfg
+        scale = dict(cfg.get('auto_scale_lr') or {})
+        images = cfg.train_dataloader.get('batch_size')
+        groups = runner.optim_wrapper.param_groups if hasattr(runner.optim_wrapper, 'param_groups') else [
+            g for w in runner.optim_wrapper.values() for g in w.param_groups]
+        checks.setdefault('lr_batch', dict(
+            batch=runner.world_size * images, processes=runner.world_size, images_per_process=images,
+            base_batch=scale.get('base_batch_size'), auto_scale_lr=bool(scale.get('enable', False)),
+            lr=float(groups[0].get('initial_lr', groups[0]['lr']))))
+        teacher = getattr(model, 'teacher', None)
+        if teacher is not None:
+            frozen = checks.setdefault('teacher_frozen', {})
+            frozen.setdefault('before', weights_digest(teacher))
+            if 'distillation_active' not in checks and self.handle is None:
+                self.handle = model.register_forward_hook(self._first_iteration(runner, model))
+        self._write(checks)
+
+    def _first_iteration(self, runner, model):
+        def hook(module, args, output):
+            import math
+            import torch
+            if not isinstance(output, dict) or not module.training:
+                return output
+            self.handle.remove()
+            terms = {k: v for k, v in output.items() if k.startswith('distill.') and 'loss' in k}
+            total = sum((sum(x.sum() for x in v) if isinstance(v, (list, tuple)) else v.sum())
+                        for v in terms.values()) if terms else torch.tensor(0.0)
+            values = {k: float((sum(x.sum() for x in v) if isinstance(v, (list, tuple)) else v.sum()).detach())
+                      for k, v in terms.items()}
+            value = float(total.detach())
+            active = dict(iteration=int(runner.iter), losses=values, total=value,
+                          finite=all(math.isfinite(v) for v in values.values()), nonzero=value != 0.0)
+            student = getattr(module, 'student', None)
+            if runner.world_size == 1 and student is not None and torch.is_tensor(total) and total.requires_grad:
+                params = [p for p in student.parameters() if p.requires_grad]
+                grads = torch.autograd.grad(total, params, retain_graph=True, allow_unused=True)
+                reached = sum(1 for g in grads if g is not None and bool(g.abs().sum() > 0))
+                active.update(student_tensors=len(params), student_tensors_with_gradient=reached)
+                active['gradient_reaches_student'] = reached > 0
+            elif runner.world_size > 1:
+                active['gradient_reaches_student'] = None      # not checked: DDP owns the backward pass
+            else:
+                active['gradient_reaches_student'] = False
+            active['ok'] = bool(active['finite'] and active['nonzero'] and active['gradient_reaches_student'] is not False)
+            checks = self.read()
+            checks['distillation_active'] = active
+            self._write(checks)
+            if not active['ok']:
+                from mmengine.logging import print_log
+                print_log(f'distillation is not active at the first iteration: {active}', logger='current',
+                          level=30)
+            return output
+        return hook
+
+    def after_train(self, runner) -> None:
+        if runner.rank != 0:
+            return
+        checks = self.read()
+        teacher = getattr(_unwrap(runner.model), 'teacher', None)
+        if teacher is not None and 'teacher_frozen' in checks:
+            frozen = checks['teacher_frozen']
+            frozen['after'] = weights_digest(teacher)
+            frozen['ok'] = frozen['after'] == frozen['before']
+        self._write(checks)
+
+
+class DivergenceHook(Hook):
+    """Stop a run at the first iteration whose loss is NaN or infinite, naming the iteration and the terms.
+
+    mmengine's own check (``CheckInvalidLossHook``) looks every 50 iterations and raises a bare assertion;
+    this one looks at every iteration's logged losses (no extra computation) and raises
+    :class:`kdlab.errors.RunDivergedError`. The checkpoint of the last finished epoch is untouched, so a run
+    stopped here resumes from it (the runner stores a ``diverged`` record; a finished one is never replaced).
+    """
+
+    priority = 'HIGH'
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        import math
+        bad = {}
+        for name, value in (outputs or {}).items():
+            if 'loss' not in name:
+                continue
+            try:
+                v = float(value.detach() if hasattr(value, 'detach') else value)
+            except (TypeError, ValueError):
+                continue
+            if not math.isfinite(v):
+                bad[name] = v
+        if bad:
+            from kdlab.errors import RunDivergedError
+            terms = ', '.join(f'{k} = {v}' for k, v in bad.items())
+            raise RunDivergedError(
+                f'the run diverged at iteration {runner.iter} (epoch {runner.epoch + 1}): {terms}',
+                'lower the learning rate or the loss weight named above (a new run); running the same config '
+                "again resumes from the last finished epoch's checkpoint, which helps only if the divergence "
+                'was not deterministic', iteration=int(runner.iter), epoch=int(runner.epoch) + 1, terms=bad)

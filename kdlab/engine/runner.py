@@ -182,7 +182,8 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
     from mmengine.runner import Runner
     from mmengine.utils import import_modules_from_strings
     import kdlab.models  # noqa: F401  (registers kdlab's mmrazor components for any config)
-    from kdlab.engine.hooks import EpochSeedHook, LearningCurveHook, ProgressBarHook
+    from kdlab.engine.hooks import DivergenceHook, EpochSeedHook, LearningCurveHook, ProgressBarHook, RunChecksHook
+    from kdlab.errors import RunDivergedError
 
     cfg = copy.deepcopy(cfg)
     if cfg.get('custom_imports'):
@@ -207,12 +208,26 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
     runner.register_hook(EpochSeedHook(runner.seed), priority='VERY_HIGH')
     curve_hook = LearningCurveHook(work_dir / 'curve.json')
     runner.register_hook(curve_hook, priority='LOW')
+    checks_hook = RunChecksHook(work_dir / 'checks.json')
+    runner.register_hook(checks_hook)
+    runner.register_hook(DivergenceHook())
     if progress:
         _quiet_console(runner)
         runner.register_hook(ProgressBarHook(desc=name), priority='VERY_LOW')
     provided = bool(cfg.get('kdlab_provided'))
     if not provided:
-        runner.train()
+        try:
+            runner.train()
+        except RunDivergedError as err:
+            if runner.rank == 0:    # said in the store (never over a finished record: that one is returned first)
+                ckpt = work_dir / 'last_checkpoint'
+                store.save({'key': key, 'name': name, 'status': 'diverged', 'started': started,
+                            'diverged': {'iteration': err.iteration, 'epoch': err.epoch, 'terms': err.terms},
+                            'last_good_checkpoint': ckpt.read_text().strip() if ckpt.is_file() else None,
+                            'work_dir': str(work_dir), 'wall_time_s': round(time.time() - t0, 1),
+                            'checks': checks_hook.read(), 'provenance': provenance(cfg, runner.world_size),
+                            **(extra or {})}, stored_text, log_path=[a['log'] for a in _attempts(work_dir)])
+            raise
     raw = runner.test()          # a given checkpoint (``kdlab_provided``): mmengine loads ``load_from`` first
     wall = time.time() - t0
     ckpt = (work_dir / 'last_checkpoint')
@@ -225,6 +240,12 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
         'provenance': provenance(cfg, world_size=runner.world_size),
         **(extra or {}),
     }
+    checks = checks_hook.read()
+    if checks:                   # kdlab.engine.hooks.RunChecksHook: teacher frozen, distillation active, lr x batch
+        record['checks'] = checks
+        failed = [name for name, c in checks.items() if isinstance(c, dict) and c.get('ok') is False]
+        if failed:
+            record['checks_failed'] = failed
     curve = curve_hook.read()
     if curve:                    # per-epoch validation metrics (student; teacher in a distillation run)
         record['curve'] = curve
