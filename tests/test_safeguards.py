@@ -33,3 +33,33 @@ def test_a_diverging_run_stops_names_the_iteration_and_term_and_is_stored_as_div
     assert set(record['diverged']['terms']) == set(err.value.terms)
     assert record['checks']['lr_batch']['lr'] == pytest.approx(1e12)
     assert 'fix' not in record and 'lower the learning rate' in err.value.fix
+
+
+@pytest.mark.parametrize('method', ['pkd', 'mgd'])
+def test_with_every_distillation_loss_at_zero_a_distilled_run_equals_its_baseline(smoke_data, tmp_path, method):
+    """The distilled student starts where its baseline starts (student_init='baseline') and, with the
+    distillation losses x 0, trains weight for weight as the baseline does: nothing but the losses differs.
+    mmrazor's own order (student_init='algorithm') draws the student's random layers after building the
+    teacher, so the two runs start apart."""
+    import torch
+    from kdlab.engine.runner import execute
+    from kdlab.methods import distill_config
+    from kdlab.zoo import detector_config
+    store = RunStore(tmp_path / 'runs', tmp_path / 'work')
+    student, teacher = (detector_config(n, 'smoke', data_root=str(smoke_data)) for n in ('retinanet_r18', 'retinanet_r50'))
+    baseline = execute(student, name='baseline', store=store, progress=False)
+
+    def student_weights(record, prefix=''):
+        state = torch.load(record['checkpoint'], map_location='cpu', weights_only=False)['state_dict']
+        return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+    base = student_weights(baseline)
+    for init, equal in (('baseline', True), ('algorithm', False)):
+        cfg = distill_config(student, teacher, student='retinanet_r18', teacher='retinanet_r50', teacher_ckpt=None,
+                             method=method, loss_scale=0.0, inherit=(), student_init=init)
+        record = execute(cfg, name=f'{method}-x0-{init}', store=store, progress=False)
+        distilled = student_weights(record, 'architecture.')
+        assert set(distilled) == set(base)
+        assert all(torch.equal(distilled[k], base[k]) for k in base) is equal, init
+        assert record['checks']['distillation_active']['ok'] is False          # the check sees the zero loss
+        assert record['checks_failed'] == ['distillation_active']

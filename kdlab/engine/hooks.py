@@ -254,3 +254,54 @@ class DivergenceHook(Hook):
                 'lower the learning rate or the loss weight named above (a new run); running the same config '
                 "again resumes from the last finished epoch's checkpoint, which helps only if the divergence "
                 'was not deterministic', iteration=int(runner.iter), epoch=int(runner.epoch) + 1, terms=bad)
+
+
+class StudentInitHook(Hook):
+    """Start a distilled student from exactly the weights its baseline run starts from.
+
+    mmrazor builds the student, then the teacher (and the distiller), and only then initialises the weights,
+    so the random initialisation of the student's neck and head is drawn after the teacher's construction
+    consumed random numbers: with the same seed, a distilled student does not start where its baseline does,
+    and "distilled minus baseline" includes that difference. With ``kdlab_student_init = 'baseline'`` in a
+    run's config (:func:`kdlab.methods.distill_config`'s ``student_init``) this hook, before any other
+    before-train hook (e.g. inheriting the teacher's neck), re-draws the student's initial weights as the
+    baseline run does: the run's seed, the student's detector config built alone, ``init_weights`` (which loads
+    a pretrained backbone as the baseline does). A resumed run keeps its checkpoint's weights.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, seed: int):
+        self.seed = int(seed)
+
+    def before_train(self, runner) -> None:
+        if runner.iter > 0:
+            return
+        from mmengine.registry import DefaultScope
+        from mmengine.runner.utils import set_random_seed
+        from mmrazor.registry import MODELS
+        model = _unwrap(runner.model)
+        student_cfg = runner.cfg.model['architecture']
+        state = torch_rng_state()
+        set_random_seed(self.seed)
+        with DefaultScope.overwrite_default_scope('mmdet'):
+            baseline = MODELS.build(student_cfg.to_dict() if hasattr(student_cfg, 'to_dict') else dict(student_cfg))
+        baseline.init_weights()
+        model.student.load_state_dict(baseline.state_dict())
+        restore_rng_state(state)
+
+
+def torch_rng_state():
+    import random
+    import numpy as np
+    import torch
+    return random.getstate(), np.random.get_state(), torch.get_rng_state()
+
+
+def restore_rng_state(state) -> None:
+    import random
+    import numpy as np
+    import torch
+    random.setstate(state[0])
+    np.random.set_state(state[1])
+    torch.set_rng_state(state[2])

@@ -182,7 +182,8 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
     from mmengine.runner import Runner
     from mmengine.utils import import_modules_from_strings
     import kdlab.models  # noqa: F401  (registers kdlab's mmrazor components for any config)
-    from kdlab.engine.hooks import DivergenceHook, EpochSeedHook, LearningCurveHook, ProgressBarHook, RunChecksHook
+    from kdlab.engine.hooks import (DivergenceHook, EpochSeedHook, LearningCurveHook, ProgressBarHook,
+                                    RunChecksHook, StudentInitHook)
     from kdlab.errors import RunDivergedError
 
     cfg = copy.deepcopy(cfg)
@@ -211,6 +212,8 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
     checks_hook = RunChecksHook(work_dir / 'checks.json')
     runner.register_hook(checks_hook)
     runner.register_hook(DivergenceHook())
+    if cfg.get('kdlab_student_init') == 'baseline':
+        runner.register_hook(StudentInitHook(runner.seed), priority='VERY_HIGH')
     if progress:
         _quiet_console(runner)
         runner.register_hook(ProgressBarHook(desc=name), priority='VERY_LOW')

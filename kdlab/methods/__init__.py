@@ -30,6 +30,8 @@ class Method:
 
 
 METHODS: Dict[str, Method] = {}
+#: how a distilled student's initial weights are drawn (distill_config's ``student_init``)
+STUDENT_INITS = ('baseline', 'algorithm')
 
 
 def register_method(name: str, *, defaults: Optional[dict] = None, algorithm: str = 'FpnTeacherDistill',
@@ -85,7 +87,7 @@ def detector_family(name: str):
 def distill_config(student_cfg, teacher_cfg, *, student: str, teacher: str, teacher_ckpt: Optional[str],
                    method: str = 'pkd', pairing: str = 'index', teacher_run: Optional[str] = None,
                    inherit: Optional[Sequence[str]] = None, teacher_input: str = 'student',
-                   loss_scale: Optional[float] = None, **params):
+                   loss_scale: Optional[float] = None, student_init: Optional[str] = None, **params):
     """The mmengine config of ``student`` distilled from ``teacher`` with ``method``.
 
     Data, schedule and runtime come from ``student_cfg`` (the baseline the distilled student is compared
@@ -103,6 +105,12 @@ def distill_config(student_cfg, teacher_cfg, *, student: str, teacher: str, teac
     ``loss_scale``: every distillation loss multiplied by this factor (:mod:`kdlab.models.loss_scale`); None:
     the mini-v2 protocol's loss-scale rule for the pair (:func:`kdlab.methods.loss_scale.rule_factor`) when
     ``student_cfg`` is a mini-v2 config, else 1 (no factor, the config as the method defines it).
+
+    ``student_init``: ``'baseline'`` (the student starts from exactly its baseline run's initial weights,
+    :class:`kdlab.engine.hooks.StudentInitHook`; the difference to the baseline is then distillation's alone) or
+    ``'algorithm'`` (mmrazor's order: the student's random layers are drawn after the teacher was built, as the
+    released code runs). None: ``'baseline'`` for a mini-v2 student, else ``'algorithm'`` (the stored mini-v1
+    runs were made so; the full scale runs as the authors' code does).
     """
     m = get_method(method)
     unknown = set(params) - set(m.defaults)
@@ -146,8 +154,14 @@ def distill_config(student_cfg, teacher_cfg, *, student: str, teacher: str, teac
         add_custom_imports(cfg)      # the hook is kdlab's (kdlab.models)
     if m.configure is not None:
         m.configure(cfg, **cfg.kdlab_method['params'])
+    v2 = student_cfg.get('kdlab_protocol') == 'mini-v2'
+    student_init = student_init or ('baseline' if v2 else 'algorithm')
+    if student_init not in STUDENT_INITS:
+        raise UnknownNameError('student initialisation', student_init, STUDENT_INITS)
+    if student_init == 'baseline':
+        cfg.kdlab_student_init = 'baseline'      # read by kdlab.engine.runner (StudentInitHook); in the run key
     source = 'given'
-    if loss_scale is None and student_cfg.get('kdlab_protocol') == 'mini-v2':
+    if loss_scale is None and v2:
         from kdlab.methods.loss_scale import TABLE, rule_factor
         loss_scale, source = rule_factor(method, student, teacher), f'the mini-v2 loss-scale rule, {TABLE.name}'
     if loss_scale is not None and float(loss_scale) != 1.0:
