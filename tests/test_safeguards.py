@@ -63,3 +63,53 @@ def test_with_every_distillation_loss_at_zero_a_distilled_run_equals_its_baselin
         assert all(torch.equal(distilled[k], base[k]) for k in base) is equal, init
         assert record['checks']['distillation_active']['ok'] is False          # the check sees the zero loss
         assert record['checks_failed'] == ['distillation_active']
+
+
+# ----------------------------------------------------------------------------------------------- bad input
+def test_a_truncated_or_foreign_checkpoint_is_refused_naming_the_fix(tmp_path):
+    import torch
+    from kdlab.engine.checkpoints import check_checkpoint
+    from kdlab.errors import CheckpointError
+    good = tmp_path / 'good.pth'
+    torch.save({'state_dict': {'w': torch.zeros(1000)}}, good)
+    cut = tmp_path / 'cut.pth'
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match='truncated or corrupted') as err:
+        check_checkpoint(dict(type='RetinaNet'), str(cut))
+    assert 'train it again' in err.value.fix
+    junk = tmp_path / 'list.pth'
+    torch.save([1, 2, 3], junk)
+    with pytest.raises(CheckpointError, match='holds a list, not a checkpoint'):
+        check_checkpoint(dict(type='RetinaNet'), str(junk))
+
+
+@pytest.fixture
+def coco_copy(smoke_data, tmp_path):
+    import shutil
+    root = tmp_path / 'coco'
+    shutil.copytree(smoke_data, root)
+    return root
+
+
+def test_a_data_root_whose_annotation_file_is_not_coco(coco_copy):
+    from kdlab.data import check_data_root
+    from kdlab.errors import DataRootError
+    ann = coco_copy / 'annotations' / 'instances_val.json'
+    ann.write_text('{"images": [], "annotations": {}}')
+    with pytest.raises(DataRootError, match="not a COCO detection annotation file: no list 'annotations', "
+                                            "'categories'") as err:
+        check_data_root(coco_copy)
+    assert 'cocodataset.org' in err.value.fix
+    ann.write_text('{"images": [')
+    with pytest.raises(DataRootError, match='is not JSON'):
+        check_data_root(coco_copy)
+
+
+def test_an_image_listed_but_missing(coco_copy):
+    from kdlab.data import check_data_root
+    from kdlab.errors import DataRootError
+    victim = sorted((coco_copy / 'train').iterdir())[3]
+    victim.unlink()
+    with pytest.raises(DataRootError, match=rf"1 image\(s\) listed in .*instances_train.json are not in .*train, "
+                                            rf"e.g. \['{victim.name}'\]"):
+        check_data_root(coco_copy)

@@ -18,6 +18,7 @@ Objects do not overlap, so masks and boxes are exact.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -386,4 +387,40 @@ def check_data_root(data_root: os.PathLike, splits: Sequence[str] = ('train', 'v
             raise DataRootError(f'no annotation file for split {split!r} under {str(root)!r} '
                                 f'(looked for {", ".join(str(c.relative_to(root)) for c in candidates)})',
                                 'point data_root at a COCO-format dataset root')
+        ann = next(c for c in candidates if c.is_file())
+        stat = ann.stat()
+        _check_coco_split(str(ann), str(root / split), stat.st_mtime_ns, stat.st_size)
     return root
+
+
+@functools.lru_cache(maxsize=16)
+def _check_coco_split(ann_file: str, image_dir: str, mtime_ns: int, size: int) -> None:
+    """Raise :class:`DataRootError` if ``ann_file`` is not a COCO detection file or lists an image that is not
+    in ``image_dir`` (one directory listing; checked once per file version in a process)."""
+    try:
+        with open(ann_file) as f:
+            data = json.load(f)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise DataRootError(f'{ann_file} is not JSON ({err})',
+                            'regenerate the annotation file, or point data_root at a COCO-format dataset root') from err
+    missing_keys = [k for k in ('images', 'annotations', 'categories')
+                    if not isinstance(data, dict) or not isinstance(data.get(k), list)]
+    if missing_keys:
+        raise DataRootError(f'{ann_file} is not a COCO detection annotation file: no list '
+                            f'{", ".join(repr(k) for k in missing_keys)}',
+                            "a COCO file has 'images', 'annotations' and 'categories' lists "
+                            '(https://cocodataset.org/#format-data); convert the dataset or pass another data_root')
+    bad = [i for i, im in enumerate(data['images'])
+           if not isinstance(im, dict) or not {'id', 'file_name', 'width', 'height'} <= set(im)]
+    if bad:
+        raise DataRootError(f'{ann_file}: image entry {bad[0]} lacks id / file_name / width / height '
+                            f'({len(bad)} such entries)', 'fix or regenerate the annotation file')
+    if not os.path.isdir(image_dir):
+        raise DataRootError(f'the image folder {image_dir} of {ann_file} does not exist',
+                            'put the split\'s images there (COCO: train2017/, val2017/ beside annotations/)')
+    present = set(os.listdir(image_dir))
+    absent = [im['file_name'] for im in data['images'] if im['file_name'].split('/')[0] not in present]
+    if absent:
+        raise DataRootError(f'{len(absent)} image(s) listed in {ann_file} are not in {image_dir}, e.g. '
+                            f'{absent[:3]}', 'copy the missing images there, or regenerate the dataset '
+                            '(`kdlab data generate`) if it is kdlab\'s')

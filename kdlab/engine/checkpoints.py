@@ -22,7 +22,16 @@ def check_checkpoint(model_cfg: dict, path: str, *, what: str = 'checkpoint', sc
     if not path or not os.path.isfile(path):
         raise CheckpointError(f'{what} {path!r} does not exist',
                               'train it first (kdlab trains teachers on demand) or pass the right path')
-    ckpt = _load_checkpoint(path, map_location='cpu')
+    try:
+        ckpt = _load_checkpoint(path, map_location='cpu')
+    except Exception as err:         # torch raises several kinds for a cut or damaged file (zip, pickle, EOF)
+        raise CheckpointError(f'{what} {path!r} cannot be read: it is truncated or corrupted '
+                              f'({type(err).__name__}: {str(err).splitlines()[0][:160]})',
+                              'train it again (delete the file, or its run directory, and run again) or copy an '
+                              'intact one') from err
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f'{what} {path!r} holds a {type(ckpt).__name__}, not a checkpoint (a dict with '
+                              'a state_dict)', 'pass a checkpoint saved by mmengine or torch.save(state_dict)')
     state = ckpt.get('state_dict', ckpt)
     from mmengine.config import ConfigDict
     # a ConfigDict: two-stage detectors read their train_cfg / test_cfg by attribute (train_cfg.rpn)
