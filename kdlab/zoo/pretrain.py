@@ -39,7 +39,7 @@ from kdlab.data.synthetic import SHAPES as CLASSES  # noqa: E402
 IMAGE_SIZE = 64
 VAL_IMAGES = 2000
 #: Training images, epochs over them, batch size and peak learning rate: the same for every backbone.
-TRAIN_IMAGES, EPOCHS, BATCH, LR = 32000, 6, 64, 2e-3
+TRAIN_IMAGES, EPOCHS, BATCH, LR = 32000, 16, 64, 2e-3
 #: The mini detectors' input normalisation (kdlab.zoo.mini_model), here in RGB.
 MEAN, STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
 
