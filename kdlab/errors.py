@@ -69,3 +69,7 @@ class RunDivergedError(KdlabError, FloatingPointError):
     def __init__(self, message: str, fix: str, *, iteration: int, epoch: int, terms: dict):
         super().__init__(message, fix)
         self.iteration, self.epoch, self.terms = iteration, epoch, dict(terms)
+
+
+class CheckpointWriteError(KdlabError, OSError):
+    """A checkpoint that could not be written (e.g. the disk is full); the previous one is intact."""

@@ -1,5 +1,5 @@
-"""Safeguards against silent failures: a run that diverges stops at once, says where, stores a 'diverged'
-record (never over a finished one) and keeps its last good checkpoint."""
+"""Safeguards against silent failures and bad input: a diverging run, a distillation that does nothing, a
+truncated checkpoint, a data root that is not COCO or lacks an image, a full disk, a deleted work directory."""
 import json
 
 import pytest
@@ -113,3 +113,60 @@ def test_an_image_listed_but_missing(coco_copy):
     with pytest.raises(DataRootError, match=rf"1 image\(s\) listed in .*instances_train.json are not in .*train, "
                                             rf"e.g. \['{victim.name}'\]"):
         check_data_root(coco_copy)
+
+
+def test_a_full_disk_while_a_checkpoint_is_written_leaves_the_previous_one_usable(smoke_data, tmp_path,
+                                                                                  monkeypatch):
+    """mmengine deletes the old checkpoint before writing the new one (max_keep_ckpts=1); kdlab defers that and
+    writes atomically, so the run stops with an error naming the intact checkpoint and resumes from it."""
+    import errno
+    import torch
+    import mmengine.runner.runner as mm_runner
+    from kdlab.engine.runner import execute
+    from kdlab.errors import CheckpointWriteError
+    store = RunStore(tmp_path / 'runs', tmp_path / 'work')
+    cfg = _smoke(smoke_data, lr=1e-3, epochs=2)
+    real, calls = mm_runner.save_checkpoint, []
+
+    def full_disk(checkpoint, filepath, **kwargs):
+        calls.append(filepath)
+        if len(calls) == 2:                        # epoch 2: half a file, then no space left
+            with open(filepath, 'wb') as f:
+                f.write(b'\0' * 1000)
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        return real(checkpoint, filepath, **kwargs)
+
+    monkeypatch.setattr(mm_runner, 'save_checkpoint', full_disk)
+    with pytest.raises(CheckpointWriteError, match='No space left on device') as err:
+        execute(cfg, name='full-disk', store=store, progress=False)
+    work = next((tmp_path / 'work').iterdir())
+    assert 'epoch_1.pth' in err.value.fix and 'intact' in err.value.fix
+    assert (work / 'last_checkpoint').read_text().strip().endswith('epoch_1.pth')
+    assert sorted(p.name for p in work.glob('epoch_*')) == ['epoch_1.pth']          # no partial file left
+    assert torch.load(work / 'epoch_1.pth', map_location='cpu', weights_only=False)['meta']['epoch'] == 1
+    monkeypatch.setattr(mm_runner, 'save_checkpoint', real)
+    record = execute(cfg, name='full-disk', store=store, progress=False)           # space again: resumes
+    assert record['resumed'] and record['status'] == 'finished'
+    assert sorted(p.name for p in work.glob('epoch_*')) == ['epoch_2.pth']
+
+
+def test_a_work_directory_deleted_during_the_run_is_recreated_and_the_run_finishes(smoke_data, tmp_path,
+                                                                                   monkeypatch):
+    import shutil
+    from kdlab.engine import hooks
+    from kdlab.engine.runner import execute
+    store = RunStore(tmp_path / 'runs', tmp_path / 'work')
+    cfg = _smoke(smoke_data, lr=1e-3, epochs=2)
+    seed_epoch = hooks.EpochSeedHook.before_train_epoch
+
+    def delete_at_epoch_2(self, runner):
+        if runner.epoch == 1:
+            shutil.rmtree(runner.work_dir)
+        seed_epoch(self, runner)
+
+    monkeypatch.setattr(hooks.EpochSeedHook, 'before_train_epoch', delete_at_epoch_2)
+    record = execute(cfg, name='deleted', store=store, progress=False)
+    assert record['status'] == 'finished' and record['checkpoint'].endswith('epoch_2.pth')
+    recreated = record['checks']['work_dir_recreated']
+    assert [r['epoch'] for r in recreated] == [2] and recreated[0]['iteration'] > 0
+    assert record['checks']['lr_batch']['batch'] == 4                   # kept in memory, not lost with the folder

@@ -142,14 +142,16 @@ class RunChecksHook(Hook):
         from pathlib import Path
         self.path = Path(path)
         self.handle = None
+        self._memory: dict = {}      # the same, should the work directory be deleted during the run
 
     def read(self) -> dict:
         import json
-        return json.loads(self.path.read_text()) if self.path.is_file() else {}
+        return json.loads(self.path.read_text()) if self.path.is_file() else dict(self._memory)
 
     def _write(self, checks: dict) -> None:
         import json
         from kdlab.engine.store import atomic_write_text
+        self._memory = dict(checks)
         atomic_write_text(self.path, json.dumps(checks, indent=1))
 
     def before_train(self, runner) -> None:
@@ -305,3 +307,106 @@ def restore_rng_state(state) -> None:
     random.setstate(state[0])
     np.random.set_state(state[1])
     torch.set_rng_state(state[2])
+
+
+class _DeferredRemoval:
+    """A file backend whose ``remove`` waits until the new checkpoint is safely written (every other call
+    passes through)."""
+
+    def __init__(self, backend):
+        self._backend, self.pending = backend, []
+
+    def remove(self, path) -> None:
+        self.pending.append(path)
+
+    def flush(self) -> None:
+        for path in self.pending:
+            if self._backend.isfile(path):
+                self._backend.remove(path)
+        self.pending = []
+
+    def __getattr__(self, name):
+        return getattr(self._backend, name)
+
+
+class SafeCheckpointHook(Hook):
+    """Checkpoints that survive a full disk and a deleted work directory.
+
+    mmengine's ``CheckpointHook`` deletes the checkpoint beyond ``max_keep_ckpts`` *before* it writes the new
+    one, and writes in place: with ``max_keep_ckpts=1`` (kdlab's mini configs) a write that fails (disk full)
+    leaves no usable checkpoint while ``last_checkpoint`` still names the deleted one. This hook, at run time
+    (not part of the config or the run key):
+
+    * defers that deletion until the new checkpoint is written, writes it to ``<name>.part`` and renames it
+      (atomic), so a failed write leaves the previous checkpoint and ``last_checkpoint`` as they were, deletes
+      the partial file and raises :class:`kdlab.errors.CheckpointWriteError` naming the checkpoint to resume from;
+    * re-creates the work directory (and the log and visualisation folders under it) when it was deleted
+      during the run, before the next iteration writes there, and notes it in the run's checks
+      (``work_dir_recreated``): the training state in memory is kept; what the folder held before is gone.
+    """
+
+    priority = 'LOWEST'      # after CheckpointHook.before_train has made its file backend
+
+    def __init__(self):
+        self._deferred = None
+        self.recreated = []
+
+    def before_train(self, runner) -> None:
+        from mmengine.hooks import CheckpointHook
+        for hook in runner.hooks:
+            if isinstance(hook, CheckpointHook) and getattr(hook, 'file_backend', None) is not None:
+                if not isinstance(hook.file_backend, _DeferredRemoval):
+                    hook.file_backend = _DeferredRemoval(hook.file_backend)
+                self._deferred = hook.file_backend
+        original = runner.save_checkpoint
+        if getattr(original, '_kdlab_safe', False):
+            return
+
+        def save_checkpoint(out_dir, filename, *args, **kwargs):
+            import os
+            from kdlab.errors import CheckpointWriteError
+            self.guard(runner)
+            os.makedirs(out_dir, exist_ok=True)
+            final, part = os.path.join(out_dir, filename), os.path.join(out_dir, filename + '.part')
+            try:
+                original(out_dir, filename + '.part', *args, **kwargs)
+                os.replace(part, final)
+            except OSError as err:
+                if os.path.exists(part):
+                    os.remove(part)           # give the space back
+                if self._deferred is not None:
+                    self._deferred.pending = []      # the previous checkpoint stays
+                last = os.path.join(runner.work_dir, 'last_checkpoint')
+                previous = open(last).read().strip() if os.path.isfile(last) else None
+                raise CheckpointWriteError(
+                    f'writing the checkpoint {final} failed: {err.strerror or err}',
+                    (f'free space (or fix the error above) and run again: it resumes from {previous}, which is '
+                     'intact' if previous else 'free space (or fix the error above) and run again; no earlier '
+                     'checkpoint exists, so the run starts over')) from err
+            if self._deferred is not None:
+                self._deferred.flush()
+
+        save_checkpoint._kdlab_safe = True
+        runner.save_checkpoint = save_checkpoint
+
+    def guard(self, runner) -> None:
+        import os
+        if os.path.isdir(runner.work_dir) and os.path.isdir(runner.log_dir):
+            return
+        for d in (runner.work_dir, runner.log_dir, os.path.join(runner.log_dir, 'vis_data')):
+            os.makedirs(d, exist_ok=True)
+        from mmengine.logging import print_log
+        where = dict(epoch=int(runner.epoch) + 1, iteration=int(runner.iter))
+        self.recreated.append(where)
+        print_log(f'the work directory {runner.work_dir} was deleted during the run; re-created at {where} '
+                  '(the training state is kept; the checkpoints and logs written before are gone)',
+                  logger='current', level=30)
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        self.guard(runner)
+
+    def before_val_epoch(self, runner) -> None:
+        self.guard(runner)
+
+    def before_test_epoch(self, runner) -> None:
+        self.guard(runner)

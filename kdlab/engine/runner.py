@@ -183,7 +183,7 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
     from mmengine.utils import import_modules_from_strings
     import kdlab.models  # noqa: F401  (registers kdlab's mmrazor components for any config)
     from kdlab.engine.hooks import (DivergenceHook, EpochSeedHook, LearningCurveHook, ProgressBarHook,
-                                    RunChecksHook, StudentInitHook)
+                                    RunChecksHook, SafeCheckpointHook, StudentInitHook)
     from kdlab.errors import RunDivergedError
 
     cfg = copy.deepcopy(cfg)
@@ -212,6 +212,8 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
     checks_hook = RunChecksHook(work_dir / 'checks.json')
     runner.register_hook(checks_hook)
     runner.register_hook(DivergenceHook())
+    safe_checkpoints = SafeCheckpointHook()
+    runner.register_hook(safe_checkpoints)
     if cfg.get('kdlab_student_init') == 'baseline':
         runner.register_hook(StudentInitHook(runner.seed), priority='VERY_HIGH')
     if progress:
@@ -244,6 +246,8 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
         **(extra or {}),
     }
     checks = checks_hook.read()
+    if safe_checkpoints.recreated:
+        checks['work_dir_recreated'] = safe_checkpoints.recreated
     if checks:                   # kdlab.engine.hooks.RunChecksHook: teacher frozen, distillation active, lr x batch
         record['checks'] = checks
         failed = [name for name, c in checks.items() if isinstance(c, dict) and c.get('ok') is False]
