@@ -89,9 +89,11 @@ def test_export_writes_every_format(tmp_path):
     frame = job.compare('metafile')
     paths = report.export(frame, tmp_path / 'out', formats=['csv', 'md', 'tex', 'png', 'pdf'])
     names = sorted(p.name for p in paths)
-    assert names == sorted(f'metafile_smoke.{f}' for f in ('csv', 'md', 'tex', 'png', 'pdf'))
+    assert names == sorted([f'metafile_smoke.{f}' for f in ('csv', 'md', 'tex', 'png', 'pdf')]
+                           + ['metafile_smoke_conclusions.csv'])
     md = (tmp_path / 'out' / 'metafile_smoke.md').read_text()
     assert '| row | teacher | teacher kdlab | student | method | status |' in md and 'pending' in md
+    assert '**Conclusion check**' in md and 'nothing to compare yet' in md     # nothing trained here
     tex = (tmp_path / 'out' / 'metafile_smoke.tex').read_text()
     assert '\\toprule' in tex and '\\begin{tabular}' in tex
     import pandas as pd

@@ -67,7 +67,7 @@ formats = ['csv', 'md', 'tex', 'png']   # exported files per table ([] writes no
 from IPython.display import Markdown, display
 
 from kdlab import papers
-from kdlab.engine import report, reproduce
+from kdlab.engine import conclusions, report, reproduce
 from kdlab.engine.store import RunStore
 
 meta = papers.load_paper(paper_id)
@@ -85,6 +85,7 @@ if train:
 for table in job.tables:
     frame = job.compare(table)
     display(report.styled(frame))
+    display(conclusions.conclusion_check(frame))    # does this scale reach the paper's conclusion?
     if formats:
         for path in report.export(frame, export_dir, formats=formats):
             print('wrote', path)

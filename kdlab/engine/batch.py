@@ -176,6 +176,11 @@ def main(args) -> int:
         return 1
     for p in paths:
         print('executed notebook:', p)
+    from kdlab.engine.conclusions import summary
+    checks = summary(args.scale, Path(args.export_dir).parent if args.export_dir else None)
+    whole = checks[checks['block'].str.startswith('all') & (checks['paper'] == args.paper)]
+    for rec in whole.itertuples(index=False):
+        print(f'conclusion check, {rec.paper} {rec.table}: {rec.verdict}')
     return 0
 
 

@@ -3,7 +3,8 @@
 A *comparison* is the DataFrame of :func:`kdlab.engine.reproduce.compare_rows`. :func:`styled` colours each
 ``delta`` and gain cell (kdlab above the paper: green, below: red) and greys pending and skipped rows;
 :func:`plot_comparison` draws the paper's and kdlab's mAP and gain per row; :func:`export` writes
-``<out>/<table>_<scale>.{csv,md,tex}`` and the figure (``png``/``pdf``/``svg`` through
+``<out>/<table>_<scale>.{csv,md,tex}`` (the Markdown ends with the table's conclusion check,
+:mod:`kdlab.engine.conclusions`, also written as ``<table>_<scale>_conclusions.csv``) and the figure (``png``/``pdf``/``svg`` through
 :func:`kdlab.viz.export.save_figure`), by default into ``results/<paper>/``.
 """
 from __future__ import annotations
@@ -152,9 +153,17 @@ def export(frame, out: Union[None, str, Path] = None, *, formats: Iterable[str] 
                          f'use some of {", ".join(TABLE_FORMATS + FIGURE_FORMATS)}')
     paths = []
     writers = {'csv': lambda: frame.to_csv(index=False), 'md': lambda: to_markdown(frame), 'tex': lambda: to_latex(frame)}
+    from kdlab.engine import conclusions
+    checks = conclusions.conclusion_check(frame)
+    writers['md'] = lambda: (to_markdown(frame) + '\n**Conclusion check** (per teacher-student block and for the '
+                             'whole table; kdlab.engine.conclusions)\n\n' + conclusions.to_markdown(checks))
     for fmt in (f for f in formats if f in TABLE_FORMATS):
         path = folder / f'{name}.{fmt}'
         atomic_write_text(path, writers[fmt]())
+        paths.append(path)
+    if 'csv' in formats:
+        path = folder / f'{name}_conclusions.csv'
+        atomic_write_text(path, checks.to_csv(index=False))
         paths.append(path)
     figs = [f for f in formats if f in FIGURE_FORMATS]
     if figure and figs:
