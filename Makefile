@@ -2,6 +2,9 @@
 # Each first sets up .venv (tools/bootstrap.sh: seconds when done before, ~15 min on a fresh machine).
 PY := .venv/bin/python
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist): one per core; each test file runs in one process (--dist loadfile), so a
+# module's shared fixtures (e.g. the smoke runs test_end_to_end trains once) are built once.
+TEST_WORKERS ?= auto
 # One intra-op thread per process: on a 2-core machine with other work running, torch's default thread
 # pool oversubscribes the cores and a smoke training step was measured ~100x slower (10.4 s vs 0.1 s).
 export OMP_NUM_THREADS ?= 1
@@ -14,7 +17,7 @@ demo: setup  ## the main job: teacher / baseline / PKD student on the embedded s
 	$(PY) -m kdlab.cli demo
 
 test: setup
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: setup  ## every benchmark (one: .venv/bin/python -m benchmarks NAME)
 	$(PY) -m benchmarks feature_losses
