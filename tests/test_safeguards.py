@@ -170,3 +170,19 @@ def test_a_work_directory_deleted_during_the_run_is_recreated_and_the_run_finish
     recreated = record['checks']['work_dir_recreated']
     assert [r['epoch'] for r in recreated] == [2] and recreated[0]['iteration'] > 0
     assert record['checks']['lr_batch']['batch'] == 4                   # kept in memory, not lost with the folder
+
+
+def test_two_reproductions_of_one_paper_at_once_the_second_is_refused(tmp_path):
+    import os
+    from kdlab.engine.batch import reproduce_lock, run_notebooks
+    from kdlab.errors import KdlabError
+    with reproduce_lock(tmp_path, 'pkd', 'mini'):
+        with pytest.raises(KdlabError, match=rf'another kdlab reproduce of pkd at mini scale is running '
+                                             rf'\(pid {os.getpid()}\)') as err:
+            run_notebooks('pkd', ['abstract'], scale='mini', out=tmp_path, progress=False, train=False)
+        assert 'wait for it' in err.value.fix
+        with reproduce_lock(tmp_path, 'pkd', 'smoke'):       # another scale writes other files: allowed
+            pass
+    with reproduce_lock(tmp_path, 'pkd', 'mini'):             # released when the first ends
+        pass
+    assert not list(tmp_path.glob('*.ipynb'))                 # nothing was executed or overwritten

@@ -14,6 +14,7 @@ notebook makes the command exit 1 naming the notebook and its failing cell.
 from __future__ import annotations
 
 import concurrent.futures as futures
+import contextlib
 import sys
 import threading
 from pathlib import Path
@@ -59,6 +60,41 @@ def run_notebooks(paper: str, tables: Optional[Sequence[str]] = None, *, scale: 
         return notebooks.execute(source, {**params, 'paper_id': paper, 'tables': groups[suffix], 'scale': scale},
                                  jobs_of[suffix], cwd=out, progress=False)
 
+    with reproduce_lock(out, paper, scale):
+        return _run_groups(paper, tables, scale, params, groups, one, jobs, progress)
+
+
+@contextlib.contextmanager
+def reproduce_lock(out: Path, paper: str, scale: str):
+    """Hold the paper's reproduction at ``scale`` in ``out`` for this process, or raise naming the process that
+    holds it: two ``kdlab reproduce`` of one paper would write the same executed notebook and exports. (Runs
+    themselves are safe to share: the store trains a run once, under its own lock.) An advisory file lock,
+    released when the process ends, so a killed reproduction never leaves it held."""
+    import fcntl
+    import os
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f'.reproduce_{scale}.lock'
+    with open(path, 'a+') as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or 'another process'
+            raise KdlabError(f'another kdlab reproduce of {paper} at {scale} scale is running ({holder}) and '
+                             f'writing {out}', 'wait for it to finish (its runs are stored as they finish; '
+                             'running again afterwards reuses them), or stop it; to reproduce other tables at '
+                             'the same time, run one command with -j N') from None
+        f.seek(0)
+        f.truncate()
+        f.write(f'pid {os.getpid()}\n')
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _run_groups(paper, tables, scale, params, groups, one, jobs, progress) -> List[Path]:
     errors, done = [], []
     stop = threading.Event()
     watcher = threading.Thread(target=_watch_runs, args=(paper, tables, scale, params, stop), daemon=True)
