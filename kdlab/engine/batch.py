@@ -185,9 +185,37 @@ def parse_teacher_ckpts(items: Optional[Sequence[str]]) -> Dict[str, str]:
     return out
 
 
+def released_lines(runs) -> List[str]:
+    """What a plan's released teachers are and where they come from (the local mirror or a download), and the
+    teachers no zoo provides (trained)."""
+    from kdlab.zoo.released import checkpoint_dir, local_or_url
+    lines, fetch = [], []
+    for run in runs:
+        rel = run.cfg.get('kdlab_released')
+        if rel:
+            where = local_or_url(rel['url'])
+            there = where != rel['url']
+            lines.append(f"teacher {run.name.split(' [')[0]}: released, COCO box AP {rel['box_AP']} ({rel['metafile']}), "
+                         + (f'from {where}' if there else f"to fetch: {rel['url']}"))
+            if not there:
+                fetch.append(rel['url'])
+        elif run.role == 'teacher' and 'no released checkpoint' in run.name:
+            lines.append(f'teacher {run.name}: no zoo provides it; it is trained')
+    if fetch:
+        mirror = checkpoint_dir()
+        lines.append(f'{len(fetch)} checkpoint(s) to download before the teachers are evaluated'
+                     + (f' (not in {mirror})' if mirror else '') + ': with no internet, put these files in a '
+                     'folder and pass --checkpoint-dir DIR (or set KDLAB_CHECKPOINTS)')
+    return lines
+
+
 def main(args) -> int:
+    import os
     from kdlab.engine.reproduce import reproduction
     from kdlab.engine.store import RunStore
+    if args.checkpoint_dir:      # read by the runs (kdlab.zoo.released.local_or_url), in this process and the kernels
+        from kdlab.zoo.released import CHECKPOINTS_ENV
+        os.environ[CHECKPOINTS_ENV] = str(Path(args.checkpoint_dir).expanduser().resolve())
     if args.plan:
         job = reproduction(args.paper, args.tables, args.scale, rows=args.rows, seeds=args.seeds,
                            data_root=args.data_root, store=RunStore(args.results, args.work_dir),
@@ -199,6 +227,8 @@ def main(args) -> int:
               f'{len(job.pending())} not stored yet'
               + (f'; {len(rebuild)} stored without their checkpoint on this machine, trained again first: '
                  + ', '.join(r.name for r in rebuild) if rebuild else ''))
+        for line in released_lines(job.runs().values()):
+            print(line)
         return 0
     params = dict(rows=args.rows, seeds=args.seeds, data_root=args.data_root, work_dir=args.work_dir,
                   teacher_ckpts=parse_teacher_ckpts(args.teacher_ckpt), teacher_input=args.teacher_input,
@@ -235,6 +265,9 @@ def register(sub) -> None:
     p.add_argument('--out', default=None, help='executed notebooks (default: results/<paper>)')
     p.add_argument('--teacher-ckpt', action='append', default=None, metavar='NAME=PATH_OR_URL',
                    help='a released teacher (zoo name) to evaluate and distil from instead of training it')
+    p.add_argument('--checkpoint-dir', default=None, metavar='DIR',
+                   help='a local mirror of released checkpoints, by file name (default: $KDLAB_CHECKPOINTS); at full '
+                        "scale the teachers are the model zoo's released ones")
     p.add_argument('--teacher-input', default='student', choices=('student', 'own'),
                    help="what the teacher is fed: the student's preprocessed batch (the released code's, default) "
                         'or its own preprocessing')

@@ -138,6 +138,17 @@ class _Planner:
             cfg.load_from = self.teacher_ckpts[name]
             cfg.kdlab_provided = True
             label += ' [given checkpoint]'
+        elif role == 'teacher' and self.scale == 'full':
+            from kdlab.zoo.released import released
+            rel = released(name, schedule)
+            if rel is not None:      # the papers' teacher: the model zoo's checkpoint, evaluated, not trained
+                cfg.load_from = rel.url          # a local mirror serves it by file name (kdlab.zoo.released)
+                cfg.kdlab_provided = True
+                cfg.kdlab_released = dict(name=rel.name, url=rel.url, file=rel.file, hash=rel.hash,
+                                          box_AP=rel.box_ap, metafile=rel.metafile)
+                label += f' [released: {rel.file}]'
+            else:
+                label += ' [no released checkpoint: trained]'
         key = run_key(cfg)
         run = self.plan.runs.get(key) or PlannedRun(key, role, label, cfg)
         self.plan.add(run)

@@ -201,6 +201,9 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
         if not torch.cuda.is_available():    # CPU processes talk over gloo (nccl needs GPUs)
             cfg.env_cfg['dist_cfg'] = dict(backend='gloo')
     stored_text = cfg.pretty_text            # the run's config as planned (its key), stored beside the record
+    if cfg.get('kdlab_released') and cfg.get('load_from'):
+        from kdlab.zoo.released import local_or_url
+        cfg.load_from = local_or_url(cfg.load_from)    # a released checkpoint from the local mirror, if it has it
     if VALIDATE_EVERY_EPOCH and (cfg.get('train_cfg') or {}).get('type') == 'EpochBasedTrainLoop':
         cfg.train_cfg['val_interval'] = 1    # a learning curve: the weights do not change (LearningCurveHook)
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')

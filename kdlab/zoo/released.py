@@ -1,0 +1,100 @@
+"""The released checkpoints of the full-scale detectors: the teachers the papers distilled from.
+
+The papers distil from released teachers, not from teachers they trained (mmrazor's PKD configs name mmdet
+model-zoo checkpoints; DFMSD section 4.5: "teachers ... from the MMDetection model zoo"). Every full-scale
+detector of :data:`kdlab.zoo.FAMILIES` is an official mmdet config; the mmdet wheel ships the model zoo's
+metafiles (``mmdet/.mim/configs/<collection>/metafile.yml``), which give each config's released weights (URL),
+its COCO box AP and, in the file name, the hash prefix mmdet puts there. :func:`released` reads them; a
+detector no metafile lists (or lists without weights) has no released checkpoint and is trained.
+
+Offline use: ``KDLAB_CHECKPOINTS=DIR`` (``kdlab reproduce --checkpoint-dir DIR``) is a local mirror served by
+file name: a released checkpoint whose file is in ``DIR`` is loaded from there (:func:`local_or_url`);
+otherwise mmengine downloads the URL. The run's config (and key) names the URL either way.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import re
+from pathlib import Path
+from typing import Dict, Optional
+
+CHECKPOINTS_ENV = 'KDLAB_CHECKPOINTS'
+
+
+@dataclasses.dataclass(frozen=True)
+class Released:
+    """One released checkpoint of the mmdet model zoo."""
+
+    name: str          # the metafile's model name (the config's file stem)
+    config: str        # mmdet::<collection>/<file>.py
+    url: str
+    box_ap: Optional[float]
+    metafile: str      # where it was read: configs/<collection>/metafile.yml in the mmdet wheel
+
+    @property
+    def file(self) -> str:
+        return self.url.rsplit('/', 1)[-1]
+
+    @property
+    def hash(self) -> Optional[str]:
+        """The sha256 prefix mmdet puts at the end of the file name (``..._20200130-366f5af1.pth``)."""
+        m = re.search(r'-([0-9a-f]{8})\.pth$', self.file)
+        return m.group(1) if m else None
+
+
+def _mim_configs() -> Path:
+    import mmdet
+    return Path(mmdet.__file__).resolve().parent / '.mim' / 'configs'
+
+
+@functools.lru_cache(maxsize=1)
+def metafile_index() -> Dict[str, Released]:
+    """``mmdet::<collection>/<file>.py`` -> its released checkpoint, from every metafile the mmdet wheel ships."""
+    import yaml
+    out: Dict[str, Released] = {}
+    root = _mim_configs()
+    for path in sorted(root.glob('*/metafile.yml')):
+        data = yaml.safe_load(path.read_text())
+        models = data.get('Models', []) if isinstance(data, dict) else [m for m in data or [] if isinstance(m, dict)]
+        for m in models:
+            config, url = m.get('Config'), m.get('Weights')
+            if not config or not url:
+                continue
+            ap = None
+            for result in m.get('Results') or []:
+                if result.get('Dataset') == 'COCO' and 'box AP' in (result.get('Metrics') or {}):
+                    ap = float(result['Metrics']['box AP'])
+                    break
+            key = 'mmdet::' + config[len('configs/'):] if config.startswith('configs/') else 'mmdet::' + config
+            out[key] = Released(m.get('Name', Path(config).stem), key, url, ap,
+                                str(path.relative_to(root.parent.parent.parent)))
+    return out
+
+
+def released(detector: str, schedule: str) -> Optional[Released]:
+    """The released checkpoint of the zoo's full-scale ``detector`` at ``schedule``, or None (trained then)."""
+    from kdlab.zoo import parse_detector
+    family, backbone = parse_detector(detector)
+    config = family.full.get((backbone, schedule))
+    return metafile_index().get(config) if config else None
+
+
+def checkpoint_dir(given: Optional[str] = None) -> Optional[Path]:
+    """The local mirror of checkpoints: ``given``, else ``$KDLAB_CHECKPOINTS``, else None."""
+    chosen = given or os.environ.get(CHECKPOINTS_ENV)
+    return Path(chosen).expanduser() if chosen else None
+
+
+def local_or_url(url: str, directory: Optional[Path] = None) -> str:
+    """The mirror's copy of ``url`` (by file name) when it has one, else ``url``."""
+    from urllib.parse import unquote
+    directory = directory or checkpoint_dir()
+    if directory is not None:
+        name = url.rsplit('/', 1)[-1]
+        for candidate in dict.fromkeys((name, unquote(name))):     # as downloaded, or with %2B read as '+'
+            local = Path(directory) / candidate
+            if local.is_file():
+                return str(local)
+    return url

@@ -1,0 +1,37 @@
+"""Full scale distils from the model zoo's released teachers (kdlab.zoo.released): read from the metafiles the
+mmdet wheel ships, served from a local mirror by file name, listed by the plan; none is trained."""
+import pytest
+
+
+def test_the_released_checkpoint_of_a_full_scale_detector_comes_from_mmdets_metafile():
+    from kdlab.zoo.released import released
+    x101 = released('retinanet_x101', '1x')
+    assert x101.config == 'mmdet::retinanet/retinanet_x101-64x4d_fpn_1x_coco.py'
+    assert x101.url == ('https://download.openmmlab.com/mmdetection/v2.0/retinanet/retinanet_x101_64x4d_fpn_1x_coco/'
+                        'retinanet_x101_64x4d_fpn_1x_coco_20200130-366f5af1.pth')
+    assert x101.box_ap == 41.0 and x101.hash == '366f5af1' and x101.metafile.endswith('retinanet/metafile.yml')
+    assert released('mask_rcnn_swin_s', '3x').box_ap == 48.2           # DFMSD's and PKD's Swin-S teacher
+    assert released('retinanet_swin_t', '1x') is None                 # the zoo released no such checkpoint
+
+
+def test_a_local_mirror_serves_a_checkpoint_by_file_name(tmp_path, monkeypatch):
+    from kdlab.zoo.released import local_or_url, released
+    url = released('reppoints_x101', '2x').url                        # its file name holds '%2B'
+    assert local_or_url(url, tmp_path) == url                         # not mirrored: the URL (mmengine downloads)
+    (tmp_path / 'reppoints_moment_x101_fpn_dconv_c3-c5_gn-neck+head_2x_coco_20200329-f87da1ea.pth').write_bytes(b'x')
+    monkeypatch.setenv('KDLAB_CHECKPOINTS', str(tmp_path))
+    assert local_or_url(url).endswith('gn-neck+head_2x_coco_20200329-f87da1ea.pth')
+
+
+def test_a_full_scale_plan_names_the_released_teachers_and_trains_none(tmp_path):
+    from kdlab.engine.batch import released_lines
+    from kdlab.engine.reproduce import reproduction
+    from kdlab.engine.store import RunStore
+    job = reproduction('pkd', None, 'full', store=RunStore(tmp_path / 'runs', tmp_path / 'work'))
+    teachers = [r for r in job.runs().values() if r.role == 'teacher']
+    assert teachers and all(r.cfg.get('kdlab_provided') and r.cfg.kdlab_released['url'].startswith('https://')
+                            for r in teachers)
+    assert all(r.cfg.load_from == r.cfg.kdlab_released['url'] for r in teachers)   # the key names the URL
+    lines = released_lines(job.runs().values())
+    assert sum(line.startswith('teacher ') and 'to fetch: https://' in line for line in lines) == len(teachers)
+    assert lines[-1].startswith(f'{len(teachers)} checkpoint(s) to download') and '--checkpoint-dir' in lines[-1]
