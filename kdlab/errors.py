@@ -73,3 +73,7 @@ class RunDivergedError(KdlabError, FloatingPointError):
 
 class CheckpointWriteError(KdlabError, OSError):
     """A checkpoint that could not be written (e.g. the disk is full); the previous one is intact."""
+
+
+class TeacherGateError(KdlabError):
+    """A distillation run whose teacher is not the teacher it names (weights not loaded, or overwritten)."""

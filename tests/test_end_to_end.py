@@ -90,6 +90,32 @@ def test_the_checks_catch_a_teacher_that_trains_and_a_distillation_that_does_not
                                           auto_scale_lr=False, lr=0.1)
 
 
+def test_the_teacher_gate_passes_the_teacher_the_run_names(demo_rows):
+    store, rows = demo_rows
+    gate = store.load(rows[2]['key'])['checks']['teacher_gate']
+    assert gate['ok'] and gate['weights_equal'] and not gate['evaluated'] and gate['tensors'] > 100
+    assert gate['reference_mAP'] == store.load(rows[0]['key'])['metrics']['mAP']
+
+
+def test_the_teacher_gate_stops_a_run_whose_teacher_is_not_the_one_it_names(demo_rows, tmp_path):
+    """The teacher checkpoint never loaded (teacher_ckpt dropped): its random weights are not the teacher run's,
+    so it is evaluated, and it does not score the run's stored mAP: the run stops before training, naming the
+    teacher and both numbers. (The smoke teacher learned little, so its stored mAP is set to 50 here.)"""
+    from mmengine.config import Config
+    from kdlab.engine.runner import execute
+    from kdlab.errors import TeacherGateError
+    store, rows = demo_rows
+    teacher = store.load(rows[0]['key'])
+    other = RunStore(tmp_path / 'runs', tmp_path / 'work')
+    other.save({**teacher, 'metrics': {**teacher['metrics'], 'mAP': 50.0}}, 'x = 1')
+    cfg = Config.fromfile(str(store.run_dir(rows[2]['key']) / 'config.py'))
+    cfg.model.teacher_ckpt = None
+    with pytest.raises(TeacherGateError, match=r'scores 0\.0 mAP on the validation data, its reference is 50\.0') as err:
+        execute(cfg, name='gate', store=other, progress=False)
+    assert 'did not load' in err.value.fix and 'tensor(s)' in err.value.message
+    assert len(list((tmp_path / 'runs').glob('*/run.json'))) == 1       # only the teacher's: nothing stored
+
+
 def test_the_distilled_run_is_an_mmrazor_fpn_teacher_distill_with_pkd(demo_rows):
     store, rows = demo_rows
     text = (store.run_dir(rows[2]['key']) / 'config.py').read_text()

@@ -35,3 +35,15 @@ def test_a_full_scale_plan_names_the_released_teachers_and_trains_none(tmp_path)
     lines = released_lines(job.runs().values())
     assert sum(line.startswith('teacher ') and 'to fetch: https://' in line for line in lines) == len(teachers)
     assert lines[-1].startswith(f'{len(teachers)} checkpoint(s) to download') and '--checkpoint-dir' in lines[-1]
+
+
+def test_a_released_teacher_must_score_its_zoo_box_ap_before_anything_is_stored():
+    from kdlab.engine.runner import _released_gate
+    from kdlab.errors import TeacherGateError
+    from kdlab.zoo.released import released
+    rel = released('retinanet_x101', '1x')
+    info = dict(name=rel.name, url=rel.url, file=rel.file, hash=rel.hash, box_AP=rel.box_ap, metafile=rel.metafile)
+    _released_gate(info, 41.2, '/mirror/' + rel.file)                   # within 0.5 of the zoo's 41.0
+    with pytest.raises(TeacherGateError, match=r'scores 12\.3 mAP here; the model zoo reports 41\.0') as err:
+        _released_gate(info, 12.3, '/mirror/' + rel.file)
+    assert '366f5af1' in err.value.fix and 'val2017' in err.value.fix

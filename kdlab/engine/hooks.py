@@ -410,3 +410,94 @@ class SafeCheckpointHook(Hook):
 
     def before_test_epoch(self, runner) -> None:
         self.guard(runner)
+
+
+def _state_of(checkpoint: str) -> dict:
+    from mmengine.runner.checkpoint import _load_checkpoint
+    ckpt = _load_checkpoint(checkpoint, map_location='cpu')
+    return ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}
+
+
+def same_weights(module, checkpoint: str) -> dict:
+    """Whether every parameter and buffer of ``module`` equals the checkpoint's (keys as saved, or under the
+    ``architecture.`` prefix of a distillation checkpoint): ``{'equal', 'tensors', 'differ', 'missing'}``."""
+    import torch
+    state = _state_of(checkpoint)
+    if state and not any(k in state for k in module.state_dict()):
+        state = {k[len('architecture.'):]: v for k, v in state.items() if k.startswith('architecture.')}
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    differ = [k for k in own if k in state and not (
+        tuple(state[k].shape) == tuple(own[k].shape) and torch.equal(state[k].to(own[k].dtype).cpu(), own[k].cpu()))]
+    return dict(equal=not missing and not differ, tensors=len(own), differ=differ[:5], n_differ=len(differ),
+                missing=missing[:5], n_missing=len(missing))
+
+
+def evaluate_teacher(runner) -> dict:
+    """The teacher of a distillation run on the run's validation data, fed as it is in training (mmrazor's
+    ``SingleTeacherDistillValLoop`` hands it the student's preprocessor): COCO metrics in %."""
+    import torch
+    from kdlab.engine.runner import coco_metrics
+    model = _unwrap(runner.model)
+    loop = runner.val_loop
+    teacher = model.teacher
+    teacher.data_preprocessor = model.data_preprocessor
+    was = teacher.training
+    teacher.eval()
+    with torch.no_grad():
+        for batch in loop.dataloader:
+            loop.evaluator.process(data_samples=teacher.val_step(batch), data_batch=batch)
+    metrics = loop.evaluator.evaluate(len(loop.dataloader.dataset))
+    teacher.train(was)
+    return coco_metrics(metrics)
+
+
+class TeacherGateHook(Hook):
+    """Before a distillation run trains, its teacher must be the teacher it names.
+
+    The teacher's weights as the algorithm holds them are compared tensor by tensor with the checkpoint of the
+    teacher's run (mmrazor loads ``teacher_ckpt`` when it builds the algorithm; the silent failures this
+    catches: a checkpoint that never loaded, or a student initialisation that overwrote it). Equal, and the
+    file's digest the one stored with the teacher's evaluation (``checkpoint_sha256``): that evaluation (the
+    teacher run's mAP) stands. Otherwise the teacher is evaluated on the run's validation data and must score
+    within ``tolerance`` mAP of the reference, else
+    :class:`kdlab.errors.TeacherGateError` names the teacher, both numbers and the fix. The result is the
+    run's ``checks['teacher_gate']``.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, teacher: str, checkpoint: str, reference_map: float, tolerance: float = 0.5,
+                 digest: str = None):
+        self.teacher, self.checkpoint, self.digest = teacher, checkpoint, digest
+        self.reference, self.tolerance = float(reference_map), float(tolerance)
+        self.result: dict = {}
+
+    def before_train(self, runner) -> None:
+        from kdlab.engine.store import file_digest
+        from kdlab.errors import TeacherGateError
+        model = _unwrap(runner.model)
+        weights = same_weights(model.teacher, self.checkpoint)
+        same_file = self.digest is not None and file_digest(self.checkpoint) == self.digest
+        result = dict(teacher=self.teacher, checkpoint=self.checkpoint, reference_mAP=self.reference,
+                      tolerance=self.tolerance, weights_equal=weights['equal'], tensors=weights['tensors'],
+                      checkpoint_digest_matches=same_file)
+        if weights['equal'] and same_file:
+            result.update(mAP=self.reference, evaluated=False, ok=True)
+        else:
+            result.update(differ=weights['n_differ'], missing=weights['n_missing'],
+                          examples=weights['differ'] + weights['missing'])
+            measured = evaluate_teacher(runner)['mAP']
+            ok = measured is not None and abs(measured - self.reference) <= self.tolerance
+            result.update(mAP=measured, evaluated=True, ok=ok)
+            if not ok:
+                self.result = result
+                raise TeacherGateError(
+                    f'the teacher {self.teacher} of this run scores {measured} mAP on the validation data, its '
+                    f'reference is {self.reference} (tolerance {self.tolerance}); its weights differ from '
+                    f'{self.checkpoint} in {weights["n_differ"]} tensor(s) and {weights["n_missing"]} are missing '
+                    f'(e.g. {(weights["differ"] + weights["missing"])[:3]})',
+                    'the teacher checkpoint did not load into the algorithm, or something overwrote it: check '
+                    "model.teacher_ckpt and that no init_cfg / inherit hook writes the teacher's modules; a teacher "
+                    'trained again since: train this run again (its key changes with the teacher)')
+        self.result = result

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from kdlab.engine.store import RunStore, repo_root
+from kdlab.engine.store import RunStore, file_digest, repo_root
 
 #: Config keys that change how a run is executed, not what it computes: left out of the key.
 RUNTIME_KEYS = ('work_dir', 'resume', 'log_level', 'launcher')
@@ -217,6 +217,9 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
     runner.register_hook(DivergenceHook())
     safe_checkpoints = SafeCheckpointHook()
     runner.register_hook(safe_checkpoints)
+    gate = _teacher_gate(cfg, store)
+    if gate is not None:
+        runner.register_hook(gate, priority='VERY_HIGH')
     if cfg.get('kdlab_student_init') == 'baseline':
         runner.register_hook(StudentInitHook(runner.seed), priority='VERY_HIGH')
     if progress:
@@ -237,18 +240,25 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
                             **(extra or {})}, stored_text, log_path=[a['log'] for a in _attempts(work_dir)])
             raise
     raw = runner.test()          # a given checkpoint (``kdlab_provided``): mmengine loads ``load_from`` first
+    released = cfg.get('kdlab_released')
+    if provided and released and released.get('box_AP') is not None:
+        _released_gate(released, coco_metrics(raw).get('mAP'), cfg.load_from)
     wall = time.time() - t0
     ckpt = (work_dir / 'last_checkpoint')
     record = {
         'key': key, 'name': name, 'status': 'finished',
         'metrics': coco_metrics(raw), 'no_detections': not raw, 'raw_metrics': {k: float(v) for k, v in raw.items()},
         'checkpoint': cfg.load_from if provided else (ckpt.read_text().strip() if ckpt.is_file() else None),
+        'checkpoint_sha256': file_digest(cfg.load_from if provided else (ckpt.read_text().strip() if ckpt.is_file()
+                                                                          else None)),
         'work_dir': str(work_dir), 'resumed': bool(cfg.resume),
         'started': started, 'wall_time_s': round(wall, 1),
         'provenance': provenance(cfg, world_size=runner.world_size),
         **(extra or {}),
     }
     checks = checks_hook.read()
+    if gate is not None and gate.result:
+        checks['teacher_gate'] = gate.result
     if safe_checkpoints.recreated:
         checks['work_dir_recreated'] = safe_checkpoints.recreated
     if checks:                   # kdlab.engine.hooks.RunChecksHook: teacher frozen, distillation active, lr x batch
@@ -269,6 +279,38 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
     if runner.rank == 0:
         store.save(record, stored_text, log_path=[a['log'] for a in attempts], overwrite=overwrite)
     return record
+
+
+#: mAP a distillation run's teacher may score away from its reference when its weights had to be evaluated
+TEACHER_GATE_TOLERANCE = 0.5
+
+
+def _released_gate(released: dict, measured: Optional[float], where: str) -> None:
+    """A released teacher must score its model zoo's box AP on the data it is evaluated on (nothing is stored
+    otherwise): a wrong data root or split, or a damaged download, would make every row distil from another
+    teacher than the paper's."""
+    from kdlab.errors import TeacherGateError
+    zoo = float(released['box_AP'])
+    if measured is None or abs(measured - zoo) > TEACHER_GATE_TOLERANCE:
+        raise TeacherGateError(
+            f"the released teacher {released['name']} ({where}) scores {measured} mAP here; the model zoo reports "
+            f"{zoo} ({released.get('metafile')}), tolerance {TEACHER_GATE_TOLERANCE}",
+            'evaluate it on COCO val2017 (check --data-root: annotations/instances_val2017.json and val2017/), and '
+            f"check the file against its hash prefix {released.get('hash')} (sha256sum); nothing was stored")
+
+
+def _teacher_gate(cfg, store):
+    """The teacher gate of a distillation run whose teacher is a stored run (``teacher_run``), else None: the
+    teacher must be that run's checkpoint (its stored evaluation reused when the file's digest is the one stored
+    with it), or score that run's mAP."""
+    from kdlab.engine.hooks import TeacherGateHook
+    key = cfg.get('teacher_run')
+    record = store.load(key) if key else None
+    ref = ((record or {}).get('metrics') or {}).get('mAP')
+    if ref is None or not record.get('checkpoint'):
+        return None
+    return TeacherGateHook(record.get('name', key), str(record['checkpoint']), ref, TEACHER_GATE_TOLERANCE,
+                           digest=record.get('checkpoint_sha256'))
 
 
 def _attempts(work_dir: Path) -> List[dict]:
