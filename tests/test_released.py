@@ -47,3 +47,21 @@ def test_a_released_teacher_must_score_its_zoo_box_ap_before_anything_is_stored(
     with pytest.raises(TeacherGateError, match=r'scores 12\.3 mAP here; the model zoo reports 41\.0') as err:
         _released_gate(info, 12.3, '/mirror/' + rel.file)
     assert '366f5af1' in err.value.fix and 'val2017' in err.value.fix
+
+
+def test_gpu_hours_before_starting_from_the_model_zoo_anchor(tmp_path):
+    from kdlab.engine.batch import gpu_hours_table
+    from kdlab.engine.reproduce import reproduction
+    from kdlab.engine.store import RunStore
+    from kdlab.zoo.throughput import gpu_hours
+    # the anchor itself: 12 epochs x 118,287 images x 0.205 s / 2 images = 40.4 V100-hours
+    assert gpu_hours('retinanet_r50', '1x') == pytest.approx(12 * 118_287 * 0.1025 / 3600)
+    assert gpu_hours('retinanet_r50', '1x') < gpu_hours('retinanet_r101', '1x') < gpu_hours('retinanet_x101', '1x')
+    distilled = gpu_hours('retinanet_r50', '1x', [('retinanet_x101', '1x')])
+    assert distilled == pytest.approx(gpu_hours('retinanet_r50', '1x') * (1 + 114.94 / 52.63 / 3))
+    assert gpu_hours('retinanet_x101', '1x', evaluate_only=True) < 0.5
+    assert gpu_hours('tood_x101', '2x_ms') > gpu_hours('tood_r50', '2x_ms')   # no inference time listed: backbone ratio
+    job = reproduction('pkd', ['abstract'], 'full', store=RunStore(tmp_path / 'runs', tmp_path / 'work'))
+    table = gpu_hours_table(job.runs().values())
+    assert len(table) == len(job.runs()) and set(table['does']) == {'train', 'evaluate'}
+    assert table.attrs['total'] == pytest.approx(table['gpu_hours'].sum(), abs=0.2)

@@ -209,6 +209,30 @@ def released_lines(runs) -> List[str]:
     return lines
 
 
+def gpu_hours_table(runs):
+    """Each run's estimated V100-hours at full scale (kdlab.zoo.throughput) and the total, as a DataFrame."""
+    import pandas as pd
+    from kdlab.engine.planner import full_schedule
+    from kdlab.zoo.throughput import gpu_hours
+    runs = list(runs)
+    by_key = {r.key: r for r in runs}
+    rows = []
+    for r in runs:
+        if not r.detector:
+            continue
+        schedule = full_schedule(r.detector, r.schedule)
+        if r.cfg.get('kdlab_provided'):
+            hours, what = gpu_hours(r.detector, schedule, evaluate_only=True), 'evaluate'
+        else:
+            teachers = [(by_key[k].detector, full_schedule(by_key[k].detector, by_key[k].schedule))
+                        for k in r.needs if k in by_key and by_key[k].role == 'teacher']
+            hours, what = gpu_hours(r.detector, schedule, teachers), 'train'
+        rows.append(dict(run=r.name.split(' [released')[0], does=what, gpu_hours=round(hours, 1)))
+    frame = pd.DataFrame(rows, columns=['run', 'does', 'gpu_hours'])
+    frame.attrs['total'] = round(float(frame['gpu_hours'].sum()), 1) if len(frame) else 0.0
+    return frame
+
+
 def main(args) -> int:
     import os
     from kdlab.engine.reproduce import reproduction
@@ -229,6 +253,12 @@ def main(args) -> int:
                  + ', '.join(r.name for r in rebuild) if rebuild else ''))
         for line in released_lines(job.runs().values()):
             print(line)
+        if args.scale == 'full':
+            hours = gpu_hours_table(job.runs().values())
+            print('\nestimated V100-hours per run (kdlab.zoo.throughput: the model zoo\'s RetinaNet-R50 anchor, '
+                  '0.205 s per iteration of 2 images, scaled by each config\'s inference time):')
+            print(hours.to_string(index=False))
+            print(f"total: {hours.attrs['total']} V100-hours ({hours.attrs['total'] / 8:.1f} h on 8 GPUs)")
         return 0
     params = dict(rows=args.rows, seeds=args.seeds, data_root=args.data_root, work_dir=args.work_dir,
                   teacher_ckpts=parse_teacher_ckpts(args.teacher_ckpt), teacher_input=args.teacher_input,

@@ -40,6 +40,8 @@ class PlannedRun:
     name: str
     cfg: object
     needs: Tuple[str, ...] = ()
+    detector: str = ''        # the zoo detector this run trains (the student of a distillation run)
+    schedule: str = ''
 
 
 @dataclasses.dataclass
@@ -150,7 +152,7 @@ class _Planner:
             else:
                 label += ' [no released checkpoint: trained]'
         key = run_key(cfg)
-        run = self.plan.runs.get(key) or PlannedRun(key, role, label, cfg)
+        run = self.plan.runs.get(key) or PlannedRun(key, role, label, cfg, detector=name, schedule=schedule)
         self.plan.add(run)
         return run
 
@@ -184,7 +186,7 @@ class _Planner:
                 key = run_key(cfg)
                 role = 'distilled' if stage.index == len(used) - 1 else 'stage'
                 run = self.plan.runs.get(key) or PlannedRun(
-                    key, role, f'{label} stage {stage.index + 1}/{len(used)}', cfg, needs)
+                    key, role, f'{label} stage {stage.index + 1}/{len(used)}', cfg, needs, student, s_sched)
                 self.plan.add(run)
                 prev = run
             return prev
@@ -197,7 +199,7 @@ class _Planner:
                              pairing=pairing_for(method, student, t_name), teacher_input=self.teacher_input,
                              **params)
         key = run_key(cfg)
-        run = self.plan.runs.get(key) or PlannedRun(key, 'distilled', label, cfg, (t_run.key,))
+        run = self.plan.runs.get(key) or PlannedRun(key, 'distilled', label, cfg, (t_run.key,), student, s_sched)
         self.plan.add(run)
         return run
 
