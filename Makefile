@@ -9,7 +9,7 @@ TEST_WORKERS ?= auto
 # pool oversubscribes the cores and a smoke training step was measured ~100x slower (10.4 s vs 0.1 s).
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: setup demo test bench doctor mini-tables
+.PHONY: setup demo test bench doctor mini-tables lab
 setup:
 	@bash tools/bootstrap.sh
 
@@ -27,6 +27,9 @@ bench: setup  ## every benchmark (one: .venv/bin/python -m benchmarks NAME)
 
 doctor: setup
 	$(PY) -m kdlab.cli doctor
+
+lab: setup  ## JupyterLab from the project's environment, on the notebooks (kernel "Python (kdlab)")
+	.venv/bin/jupyter lab --notebook-dir=notebooks
 
 # One table per seed paper at mini scale (README, "One table per paper"): `make mini-tables` runs the tables one
 # after another, each with MINI_WORKERS runs training at once (one process each, cores / MINI_WORKERS threads);

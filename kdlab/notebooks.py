@@ -7,12 +7,53 @@ writes the executed copy where it is told - never next to the source unless aske
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from kdlab.errors import NotebookError
 
-KERNEL = 'python3'
+#: The Jupyter kernel of kdlab's notebooks: registered in the project's environment by set-up
+#: (``python -m ipykernel install --sys-prefix --name kdlab``), so JupyterLab started from it (``make lab``) and
+#: papermill run kdlab's Python, and a Jupyter outside it says the kernel is missing instead of starting another.
+KERNEL = 'kdlab'
+KERNEL_DISPLAY_NAME = 'Python (kdlab)'
+
+
+def kernelspec() -> dict:
+    return {'display_name': KERNEL_DISPLAY_NAME, 'language': 'python', 'name': KERNEL}
+
+
+def language_info() -> dict:
+    """What the kernel reports and JupyterLab writes into a notebook it saves (ipykernel's language_info)."""
+    import platform
+    from ipykernel.ipkernel import IPythonKernel
+    info = dict(IPythonKernel.language_info)
+    info['version'] = platform.python_version()
+    return info
+
+
+def ensure_kernel() -> None:
+    """Register the ``kdlab`` kernel in this environment if it is not (an environment made before set-up did)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    if KERNEL in KernelSpecManager().find_kernel_specs():
+        return
+    from ipykernel.kernelspec import install
+    install(prefix=sys.prefix, kernel_name=KERNEL, display_name=KERNEL_DISPLAY_NAME)
+
+
+def canonical(text: str) -> str:
+    """``text`` (a notebook) in the form JupyterLab saves it: nbformat's normalized v4 JSON (sorted keys, one-space
+    indent, a final newline), kdlab's kernel with its full metadata, no outputs or execution counts."""
+    import nbformat
+    nb = nbformat.reads(text, as_version=4)
+    nb.metadata['kernelspec'] = kernelspec()
+    nb.metadata['language_info'] = language_info()
+    for cell in nb.cells:
+        if cell.cell_type == 'code':
+            cell.outputs, cell.execution_count = [], None
+    nbformat.validator.normalize(nb)
+    return nbformat.writes(nb) + '\n'
 
 
 def _failing_cell(notebook_path: Path) -> str:
@@ -74,6 +115,7 @@ def execute(notebook_path, parameters: Optional[Mapping[str, Any]], output_path,
     output_path.parent.mkdir(parents=True, exist_ok=True)
     workdir = Path(cwd) if cwd is not None else output_path.parent
     running = running_copy(output_path)
+    ensure_kernel()
     try:
         papermill.execute_notebook(str(notebook_path), str(running), parameters=dict(parameters or {}),
                                    kernel_name=KERNEL, cwd=str(workdir), progress_bar=progress,

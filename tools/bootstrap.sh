@@ -115,6 +115,8 @@ fi
 
 log "installing kdlab and its pinned dependencies"
 pip install -q -e "$ROOT[dev]"
+# the notebooks' named kernel, in this environment (JupyterLab from it, `make lab`, and papermill find it)
+"$PY" -m ipykernel install --sys-prefix --name kdlab --display-name "Python (kdlab)" >/dev/null
 
 rm -f "$VENV"/.kdlab-[0-9a-f]*
 echo "$mode" > "$mode_file"

@@ -93,17 +93,14 @@ for table in job.tables:
     ]
     for i, cell in enumerate(cells):
         cell['id'] = f'cell-{i:02d}'
-    return {'cells': cells, 'metadata': {'kernelspec': {'display_name': 'Python 3', 'language': 'python',
-                                                         'name': 'python3'},
-                                         'language_info': {'name': 'python'}},
-            'nbformat': 4, 'nbformat_minor': 5}
+    return {'cells': cells, 'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5}
 
 
 def render(paper_id: str) -> str:
     sys.path.insert(0, str(ROOT))
-    from kdlab import papers
+    from kdlab import notebooks, papers
     title = papers.load_paper(paper_id)['title']
-    return json.dumps(notebook(paper_id, title), indent=1, ensure_ascii=False) + '\n'
+    return notebooks.canonical(json.dumps(notebook(paper_id, title)))   # the form JupyterLab saves
 
 
 def main() -> int:

@@ -75,7 +75,9 @@ def _git_revision() -> Dict[str, object]:
     try:
         rev = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=root, capture_output=True, text=True,
                              timeout=10).stdout.strip()
-        dirty = bool(subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=root,
+        # a notebook holds no logic (it calls kdlab): one opened or edited in JupyterLab does not make a run dirty
+        dirty = bool(subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no', '--', '.',
+                                     ':(exclude)notebooks/*.ipynb'], cwd=root,
                                     capture_output=True, text=True, timeout=10).stdout.strip())
         return {'revision': rev or None, 'dirty': dirty}
     except (OSError, subprocess.SubprocessError):
