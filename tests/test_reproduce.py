@@ -280,3 +280,20 @@ def test_the_progress_bar_says_which_run_trains_and_where(tmp_path):
     assert training_now(store, job.runs(), [teacher.key], now=time.time() + 3600) == ''   # a log gone quiet
     atomic_write_text(tmp_path / 'table.md', 'x')           # exports readable as files written directly are
     assert os.stat(tmp_path / 'table.md').st_mode & 0o777 == FILE_MODE
+
+
+def test_run_all_in_a_notebook_is_safe_an_interrupt_stops_cleanly_and_says_what_is_stored(tmp_path, monkeypatch,
+                                                                                          capsys):
+    from kdlab.engine import reproduce as rep
+    job = reproduction('pkd', ['metafile'], 'smoke', store=_store(tmp_path))
+    todo = job.estimate()
+    assert len(todo) == len(job.pending()) > 0 and todo.attrs['unknown'] == len(todo)   # nothing timed here yet
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(rep, 'execute_plan', interrupted)
+    assert job.run(progress=False, interrupt='stop') == {}
+    out = capsys.readouterr().out
+    assert f'stopped: 0 of {len(job.runs())} runs are stored; running this again resumes' in out
+    with pytest.raises(KeyboardInterrupt):
+        job.run(progress=False)                     # the CLI's default: the interrupt propagates

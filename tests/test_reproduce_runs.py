@@ -52,7 +52,7 @@ def smoke_reproductions(smoke_runs):
     def run(job):
         paper, tables, n, out = job
         return run_notebooks(paper, tables, scale='smoke', jobs=n, out=out, progress=False, export_dir=str(out),
-                             formats=['csv', 'png'], **store_params)
+                             formats=['csv', 'png'], train=True, **store_params)
 
     results = {p: ([], {}, None) for p in make_reproduce_notebooks.SEED_PAPERS}
     with futures.ThreadPoolExecutor(max_workers=2) as pool:

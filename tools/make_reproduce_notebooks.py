@@ -60,7 +60,7 @@ gpus = 1               # processes per run (torchrun, mmengine's pytorch launche
 workers = 1            # runs trained at once on the CPU, each with cores // workers threads
 seeds = [0]            # several seeds: mean and spread per cell
 resume = True          # resume interrupted runs from their last checkpoint (False: restart them)
-train = True           # False: show what is stored, the rest as pending
+train = False          # True: train what is not stored (the cell below says what, and for how long)
 formats = ['csv', 'md', 'tex', 'png']   # exported files per table ([] writes none)
 ''', tags=['parameters']),
         _cell('code', '''
@@ -78,8 +78,17 @@ job = reproduce.reproduction(paper_id, tables, scale, rows=rows, seeds=seeds, da
 job.summary()
 '''),
         _cell('code', '''
-if train:
-    job.run(resume=resume, gpus=gpus, device=device, workers=workers)
+if train:      # an interrupt stops cleanly: what finished is stored, running the cell again resumes
+    job.run(resume=resume, gpus=gpus, device=device, workers=workers, interrupt='stop')
+else:
+    todo = job.estimate()
+    if len(todo):
+        minutes, unknown = todo.attrs['minutes'], todo.attrs['unknown']
+        when = '; '.join(x for x in (f'about {minutes} min here' if minutes else '',
+                                     f'{unknown} never timed on this store' if unknown else '') if x)
+        display(Markdown(f'**{len(todo)} run(s) not stored** ({when}); set `train = True` in the parameters cell '
+                         'to train them. The tables below show what is stored.'))
+        display(todo)
 '''),
         _cell('code', '''
 for table in job.tables:

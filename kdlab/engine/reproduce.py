@@ -110,8 +110,27 @@ class Reproduction:
         return seen
 
     # ------------------------------------------------------------------ training
+    def estimate(self):
+        """What a :meth:`run` would train here and for how long: one row per pending run with the minutes its
+        name took when stored under another key on this store (another seed, an earlier build; the median of
+        their wall times), NaN where none was; ``attrs['minutes']`` (the known part) and ``attrs['unknown']``."""
+        import math
+        import statistics
+        import pandas as pd
+        from kdlab.engine.runner import wall_time
+        seen: Dict[str, List[float]] = {}
+        for rec in self.store:
+            seen.setdefault(rec.get('name', ''), []).append(wall_time(rec) / 60)
+        rows = [dict(run=r.name, role=r.role,
+                     minutes=round(statistics.median(seen[r.name]), 1) if r.name in seen else math.nan)
+                for r in self.pending()]
+        frame = pd.DataFrame(rows, columns=['run', 'role', 'minutes'])
+        frame.attrs['minutes'] = round(float(frame['minutes'].sum(skipna=True)), 1) if rows else 0.0
+        frame.attrs['unknown'] = int(frame['minutes'].isna().sum())
+        return frame
+
     def run(self, *, progress: bool = True, resume: bool = True, gpus: int = 1, device: str = 'auto',
-            launcher: Optional[str] = None, workers: int = 1) -> Dict[str, dict]:
+            launcher: Optional[str] = None, workers: int = 1, interrupt: str = 'raise') -> Dict[str, dict]:
         """Train and evaluate every pending run of every seed, dependencies first (all seeds one plan:
         :meth:`plan`); returns ``{key: record}``.
 
@@ -120,12 +139,27 @@ class Reproduction:
         (mmengine's ``pytorch`` launcher; gloo on CPU). ``device``: ``'auto'``, ``'cpu'`` or ``'cuda'``.
         ``workers`` > 1 (CPU): that many runs train at once, a run once those it needs are stored
         (:func:`kdlab.engine.planner.execute_plan`).
+
+        ``interrupt='stop'`` (the notebooks): an interrupt (Ctrl-C, JupyterLab's stop button) ends the training
+        quietly, says what is stored and that running again resumes, and returns the stored runs, so the
+        cells after it still show the tables; ``'raise'``: the interrupt propagates (the CLI).
         """
+        if interrupt not in ('raise', 'stop'):
+            raise UnknownNameError('interrupt behaviour', interrupt, ('raise', 'stop'))
+        total = len(self.runs())
         if progress:
             print(f'{self.paper} {", ".join(self.tables)} ({self.scale}, seeds {self.seeds}): '
-                  f'{len(self.runs())} unique runs, {len(self.pending())} to train', flush=True)
-        return execute_plan(self.plan(), self.store, progress=progress, resume=resume, gpus=gpus,
-                            device=device, launcher=launcher, workers=workers)
+                  f'{total} unique runs, {len(self.pending())} to train', flush=True)
+        try:
+            return execute_plan(self.plan(), self.store, progress=progress, resume=resume, gpus=gpus,
+                                device=device, launcher=launcher, workers=workers)
+        except KeyboardInterrupt:
+            if interrupt == 'raise':
+                raise
+            stored = total - len(self.pending())
+            print(f'\nstopped: {stored} of {total} runs are stored; running this again resumes the rest (an '
+                  'interrupted run from its last finished epoch)', flush=True)
+            return {k: r for k in self.runs() if (r := self.store.load(k)) is not None}
 
     # ------------------------------------------------------------------ the comparison
     def compare(self, table: str):
