@@ -153,9 +153,23 @@ def _allow_cpu_distributed() -> None:
     MMDistributedDataParallel.__init__ = __init__
 
 
+#: Third-party warnings the pinned stack raises whenever kdlab imports or trains it, each about code kdlab does not
+#: own and cannot change (message prefix, category): shown once per process they only bury a notebook's output.
+KNOWN_WARNINGS = (
+    ('pkg_resources is deprecated as an API', UserWarning),                          # mmengine on setuptools
+    ('`torch.jit.script` is deprecated', DeprecationWarning),                       # mmcv / mmdet imports
+    ('`torch.jit.interface` is deprecated', DeprecationWarning),
+    ('``MultiScaleDeformableAttention`` has been moved', ImportWarning),             # mmdet importing mmcv
+    ('torch.meshgrid: in an upcoming release, it will be required to pass the indexing', UserWarning),  # anchors
+    ('IProgress not found', Warning),                                                # tqdm.auto without ipywidgets
+)
+
+
 def _quiet_pkg_resources_notice() -> None:
+    import re
     import warnings
-    warnings.filterwarnings('ignore', message='pkg_resources is deprecated as an API', category=UserWarning)
+    for message, category in KNOWN_WARNINGS:
+        warnings.filterwarnings('ignore', message=re.escape(message), category=category)
 
 
 def apply() -> None:

@@ -52,3 +52,21 @@ def test_a_notebook_opened_and_changed_does_not_make_a_run_dirty(tmp_path, monke
     assert runner._git_revision()['dirty'] is False
     (tmp_path / 'code.py').write_text('x = 2\n')
     assert runner._git_revision()['dirty'] is True
+
+
+def test_a_run_in_a_notebook_prints_its_progress_not_mmengines_dumps(smoke_data, tmp_path, capfd):
+    """progress=True (the notebooks, the CLI): the console gets the bar and warnings; mmengine's environment and
+    config dump, its notices about its own internals and pycocotools' chatter go to the run's log file only."""
+    from kdlab.engine.runner import execute
+    from kdlab.engine.store import RunStore
+    from kdlab.zoo import detector_config
+    cfg = detector_config('retinanet_r18', 'smoke', data_root=str(smoke_data))
+    store = RunStore(tmp_path / 'runs', tmp_path / 'work')
+    record = execute(cfg, name='quiet', store=store, progress=True)
+    out, err = capfd.readouterr()
+    for noise in ('System environment', 'Config:', 'loading annotations into memory', 'index created!',
+                  '"FileClient" will be deprecated', 'IProgress not found', 'torch.jit.script'):
+        assert noise not in out + err, noise
+    assert 'quiet' in err                                              # the progress bar (tqdm, on stderr)
+    log = (store.run_dir(record['key']) / 'train.log').read_text()
+    assert 'System environment' in log and 'Config:' in log            # nothing lost: it is in the log

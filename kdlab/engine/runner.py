@@ -6,6 +6,7 @@ several table rows is trained once. An interrupted run resumes from its last che
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as _dt
 import hashlib
@@ -14,6 +15,7 @@ import os
 import platform
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -139,10 +141,75 @@ def coco_metrics(raw: Dict[str, float]) -> Dict[str, Optional[float]]:
     return out
 
 
+#: What pycocotools prints to stdout whenever a dataset or an evaluation opens an annotation file.
+COCO_API_NOISE = ('loading annotations into memory...', 'Done (t=', 'creating index...', 'index created!',
+                  'Loading and preparing results...', 'DONE (t=', 'Running per image evaluation...',
+                  'Evaluate annotation type', 'Accumulating evaluation results...')
+
+
+class _Gate:
+    """A stream that forwards to ``target`` only while ``open``, and then drops the lines that start with one of
+    ``drop`` (with the newline print() writes after them); everything else passes through."""
+
+    def __init__(self, target, drop=()):
+        self.target, self.open, self.drop, self._dropped = target, False, tuple(drop), False
+
+    def write(self, text):
+        if not self.open:
+            return len(text)
+        if self.drop and (text.startswith(self.drop) or (self._dropped and text == '\n')):
+            self._dropped = text != '\n'
+            return len(text)
+        self._dropped = False
+        return self.target.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self.target, name)
+
+
+@contextlib.contextmanager
+def _without_coco_api_noise(enabled: bool = True):
+    if not enabled:
+        yield
+        return
+    gate = _Gate(sys.stdout, COCO_API_NOISE)
+    gate.open = True
+    old, sys.stdout = sys.stdout, gate
+    try:
+        yield
+    finally:
+        sys.stdout = old
+
+
+@contextlib.contextmanager
+def _console_gate():
+    """While mmengine builds a runner, the console logger it creates writes to a closed gate (its file log is
+    untouched); the caller opens the gate once the console handler's level is WARNING, so warnings still show."""
+    gate = _Gate(sys.stdout)
+    old, sys.stdout = sys.stdout, gate
+    try:
+        yield gate
+    finally:
+        sys.stdout = old
+        gate.open = True
+
+
+#: mmengine's own deprecation notices about its internals (logged at WARNING on every run): not for the console.
+MMENGINE_NOTICES = ('"FileClient" will be deprecated in future', '"HardDiskBackend" is the alias of "LocalBackend"')
+
+
+def _not_a_notice(record) -> bool:
+    return not any(n in record.getMessage() for n in MMENGINE_NOTICES)
+
+
 def _quiet_console(runner) -> None:
+    """The runner's console shows warnings and errors only (the log file keeps everything), without mmengine's
+    notices about its own deprecated internals."""
     for h in runner.logger.handlers:
         if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
             h.setLevel(logging.WARNING)
+            if _not_a_notice not in h.filters:
+                h.addFilter(_not_a_notice)
 
 
 def _rank() -> int:
@@ -210,7 +277,13 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
         cfg.train_cfg['val_interval'] = 1    # a learning curve: the weights do not change (LearningCurveHook)
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')
     t0 = time.time()
-    runner = Runner.from_cfg(cfg)
+    if progress:     # mmengine's environment and config dump go to the run's log file, not the console
+        with _console_gate() as gate:
+            runner = Runner.from_cfg(cfg)
+            _quiet_console(runner)
+            gate.open = True
+    else:
+        runner = Runner.from_cfg(cfg)
     runner.register_hook(EpochSeedHook(runner.seed), priority='VERY_HIGH')
     curve_hook = LearningCurveHook(work_dir / 'curve.json')
     runner.register_hook(curve_hook, priority='LOW')
@@ -230,7 +303,8 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
     provided = bool(cfg.get('kdlab_provided'))
     if not provided:
         try:
-            runner.train()
+            with _without_coco_api_noise(progress):
+                runner.train()
         except RunDivergedError as err:
             if runner.rank == 0:    # said in the store (never over a finished record: that one is returned first)
                 ckpt = work_dir / 'last_checkpoint'
@@ -241,7 +315,8 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
                             'checks': checks_hook.read(), 'provenance': provenance(cfg, runner.world_size),
                             **(extra or {})}, stored_text, log_path=[a['log'] for a in _attempts(work_dir)])
             raise
-    raw = runner.test()          # a given checkpoint (``kdlab_provided``): mmengine loads ``load_from`` first
+    with _without_coco_api_noise(progress):
+        raw = runner.test()      # a given checkpoint (``kdlab_provided``): mmengine loads ``load_from`` first
     released = cfg.get('kdlab_released')
     if provided and released and released.get('box_AP') is not None:
         _released_gate(released, coco_metrics(raw).get('mAP'), cfg.load_from)
