@@ -298,3 +298,32 @@ def test_level_names_come_from_the_stride_even_when_the_input_is_not_divisible()
     assert strides == [8, 16, 32, 64, 128]
     assert level_stride((1, 1), (32, 32), previous=64) == 128       # tiny inputs: strides still double
     assert level_stride((25, 38), (800, 1216)) == 32
+
+
+def test_an_interactive_run_keeps_the_committed_figures_unless_asked(tmp_path, monkeypatch):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from kdlab.viz import export
+    monkeypatch.delenv('KDLAB_FIGURES', raising=False)
+    monkeypatch.setattr(export, 'scratch_root', lambda: tmp_path / 'scratch')
+    committed = export.figures_root() / 'attention_masks' / 'channel_attention.png'
+    before = committed.read_bytes()
+    fig = plt.figure()
+    paths = export.save_figure(fig, 'attention_masks', 'channel_attention', ['png'])
+    assert paths == [tmp_path / 'scratch' / 'attention_masks' / 'channel_attention.png']
+    assert committed.read_bytes() == before                         # the committed result is untouched
+    monkeypatch.setattr(export, 'figures_root', lambda: tmp_path / 'results')
+    new = export.save_figure(fig, 'attention_masks', 'a_new_figure', ['png'])   # nothing committed there: written
+    assert new == [tmp_path / 'results' / 'attention_masks' / 'a_new_figure.png']
+    plt.close(fig)
+
+
+def test_a_model_that_learned_nothing_is_said_so():
+    from kdlab.analysis.features import Detector, learned_note
+    note = learned_note({'teacher': Detector('teacher (retinanet_x101)', 'teacher', None, None, 'a.pth', None, 0.0),
+                         'student': Detector('student', 'baseline', None, None, 'b.pth', None, 32.1),
+                         'given': Detector('mine', 'x', None, None, 'c.pth')})
+    lines = note.splitlines()
+    assert 'learned nothing' in lines[0] and "scale='mini'" in lines[0]
+    assert lines[1] == 'student: 32.1 mAP' and 'mAP not stored' in lines[2]

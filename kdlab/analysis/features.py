@@ -47,6 +47,28 @@ class Detector:
     cfg: object                      # the mmengine Config the model was built from
     checkpoint: Optional[str] = None
     detector: Optional[str] = None   # zoo name when known
+    mAP: Optional[float] = None      # its stored run's COCO mAP (%) when it comes from the run store
+
+
+#: Below this COCO mAP (%) a model has learned (next to) nothing: its attention and features are not a trained
+#: detector's (the smoke scale's one-epoch models score about 0).
+LEARNED_MAP = 1.0
+
+
+def learned_note(dets: Mapping[str, Detector]) -> str:
+    """One line per model: its stored mAP, and a warning for one that learned nothing (what a figure of it shows
+    is an untrained network's), naming the fix."""
+    lines = []
+    for d in dets.values():
+        if d.mAP is None:
+            lines.append(f'{d.name}: given checkpoint {d.checkpoint} (mAP not stored)')
+        elif d.mAP < LEARNED_MAP:
+            lines.append(f'{d.name}: {d.mAP:.1f} mAP - it learned nothing (an untrained fallback); the figures show '
+                         "an untrained network. For a trained one: scale='mini' after `kdlab demo --scale mini`, "
+                         'or your own checkpoints (models=...)')
+        else:
+            lines.append(f'{d.name}: {d.mAP:.1f} mAP')
+    return '\n'.join(lines)
 
 
 @dataclasses.dataclass
@@ -150,7 +172,7 @@ def _record_detector(record: dict, store, role: str, label: str, zoo: Optional[s
     model = build_detector(cfg)
     load_weights(model, record['checkpoint'], what=f'checkpoint of run {record["key"]} ({record["name"]})')
     model.eval()
-    return Detector(label, role, model, cfg, record['checkpoint'], zoo)
+    return Detector(label, role, model, cfg, record['checkpoint'], zoo, (record.get('metrics') or {}).get('mAP'))
 
 
 def default_detectors(scale: str = 'smoke', *, store=None, train: Optional[bool] = None, progress: bool = False,

@@ -44,12 +44,30 @@ def normalise_formats(formats: Union[None, str, Iterable[str]]) -> tuple:
     return tuple(out)
 
 
+def scratch_root() -> Path:
+    """Where a figure goes instead of a committed one it would replace: ``~/.cache/kdlab/figures``."""
+    from kdlab.data.synthetic import cache_root
+    return cache_root().parent / 'figures'
+
+
+def _committed(path: Path) -> bool:
+    """Whether git tracks ``path`` (a committed result)."""
+    import subprocess
+    try:
+        return subprocess.run(['git', 'ls-files', '--error-unmatch', path.name], cwd=path.parent,
+                              capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 def save_figure(fig, notebook: str, name: str, formats: Union[None, str, Iterable[str]] = DEFAULT_FORMATS, *,
-                root: Union[None, str, Path] = None, dpi: int = 150) -> List[Path]:
+                root: Union[None, str, Path] = None, dpi: int = 150, overwrite_committed: bool = False) -> List[Path]:
     """Write ``fig`` as ``<root>/<notebook>/<name>.<fmt>`` for each format; returns the paths written.
 
     ``formats`` empty or None writes nothing (a notebook run that should not touch the disk). The figure is
-    left open (a notebook still displays it).
+    left open (a notebook still displays it). With the default ``root`` a figure that would replace a committed
+    one (``results/figures``, tracked by git) goes to :func:`scratch_root` instead, unless ``overwrite_committed``:
+    an interactive run never overwrites the committed results by accident.
     """
     for what, value in (('notebook', notebook), ('figure name', name)):
         if not _NAME.match(str(value)):
@@ -61,6 +79,9 @@ def save_figure(fig, notebook: str, name: str, formats: Union[None, str, Iterabl
         return []
     folder = Path(root).expanduser() if root is not None else figures_root()
     folder = folder / notebook
+    if root is None and not overwrite_committed and any(
+            _committed(folder / f'{name}.{fmt}') for fmt in fmts if (folder / f'{name}.{fmt}').is_file()):
+        folder = scratch_root() / notebook
     folder.mkdir(parents=True, exist_ok=True)
     # 'tight': the file is cut to everything drawn (a title wider than the figure included), not to the canvas
     bbox = 'tight'
@@ -79,16 +100,19 @@ def save_figure(fig, notebook: str, name: str, formats: Union[None, str, Iterabl
 
 
 def exporter(notebook: str, formats: Union[None, str, Iterable[str]] = DEFAULT_FORMATS, *,
-             root: Union[None, str, Path] = None, dpi: int = 150, verbose: bool = True):
+             root: Union[None, str, Path] = None, dpi: int = 150, verbose: bool = True,
+             overwrite_committed: bool = False):
     """``save(fig, name)`` for one notebook: :func:`save_figure` with the notebook's formats and folder bound;
     prints where each figure went (``verbose``) and returns None (a notebook cell ending in ``save(...)`` shows
     the figure, not a list of paths)."""
     fmts = normalise_formats(formats)
 
     def save(fig, name: str) -> None:
-        paths = save_figure(fig, notebook, name, fmts, root=root, dpi=dpi)
+        paths = save_figure(fig, notebook, name, fmts, root=root, dpi=dpi, overwrite_committed=overwrite_committed)
         if verbose and paths:
-            print(f'saved {paths[0].parent}/{name}.{{{",".join(p.suffix[1:] for p in paths)}}}')
+            kept = ' (the committed figure is kept; overwrite_committed=True replaces it)' if (
+                root is None and scratch_root() in paths[0].parents) else ''
+            print(f'saved {paths[0].parent}/{name}.{{{",".join(p.suffix[1:] for p in paths)}}}{kept}')
 
     return save
 
