@@ -1,0 +1,111 @@
+"""The notebooks as a researcher meets them: JupyterLab started from the project's environment on localhost, a
+real headless Chromium (Debian's ``chromium`` package, driven by Playwright's Python package; no browser is
+downloaded at run time) opens a notebook, finds the kdlab kernel, leaves the file unmodified, runs all cells and
+shows their outputs without an error. Skipped, saying why, where Chromium or Playwright is not installed."""
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
+
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: install Debian's package (apt-get install chromium)"),
+    pytest.mark.slow,
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope='module')
+def lab(tmp_path_factory):
+    """JupyterLab on a copy of the notebooks, with kdlab's caches and run store in a temporary folder."""
+    pytest.importorskip('playwright', reason='Playwright is not installed (pip install playwright)')
+    root = tmp_path_factory.mktemp('lab')
+    shutil.copytree(REPO / 'notebooks', root / 'notebooks')
+    port, token = _free_port(), 'kdlab-test'
+    env = dict(os.environ, KDLAB_DATA=str(root / 'cache' / 'data'), KDLAB_WORK=str(root / 'cache' / 'work'),
+               KDLAB_RESULTS=str(root / 'runs'), KDLAB_FIGURES=str(root / 'figures'),
+               KDLAB_PAPERS=str(REPO / 'papers'), JUPYTER_RUNTIME_DIR=str(root / 'runtime'))
+    args = [sys.executable, '-m', 'jupyterlab', '--no-browser', '--ip=127.0.0.1', f'--port={port}',
+            f'--IdentityProvider.token={token}', f'--notebook-dir={root / "notebooks"}',
+            f'--LabApp.workspaces_dir={root / "workspaces"}',      # no tabs restored from another session
+            f'--LabApp.user_settings_dir={root / "settings"}']
+    if hasattr(os, 'geteuid') and os.geteuid() == 0:
+        args.append('--allow-root')
+    log = open(root / 'lab.log', 'w')
+    server = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(f'http://127.0.0.1:{port}/api/status?token={token}', timeout=1)
+                break
+            except OSError:
+                if server.poll() is not None:
+                    raise RuntimeError(f'JupyterLab exited: {(root / "lab.log").read_text()[-2000:]}')
+                time.sleep(0.5)
+        yield dict(url=f'http://127.0.0.1:{port}', token=token, root=root / 'notebooks')
+    finally:
+        server.terminate()
+        server.wait(30)
+        log.close()
+
+
+@pytest.fixture(scope='module')
+def browser(lab):
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=['--no-sandbox'])
+        yield b
+        b.close()
+
+
+def _open_and_run_all(lab, browser, name: str, timeout_s: int):
+    page = browser.new_page(viewport={'width': 1400, 'height': 1000})
+    before = (lab['root'] / name).read_text()
+    page.goto(f"{lab['url']}/lab/tree/{name}?token={lab['token']}")
+    page.wait_for_function("() => { const k = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-KernelName');"
+                           " return k && k.innerText.includes('kdlab'); }", timeout=90_000)
+    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=90_000)
+    assert page.query_selector('.lm-TabBar-tab.jp-mod-current.jp-mod-dirty') is None   # opening changed nothing
+    assert (lab['root'] / name).read_text() == before
+    page.locator('.lm-MenuBar-itemLabel', has_text=re.compile(r'^Run$')).click()      # the menu bar's Run menu
+    page.locator('.lm-Menu-itemLabel', has_text=re.compile(r'^Run All Cells$')).click()
+    # the kernel goes busy, then idle with no cell waiting ([*]) and the last code cell numbered
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        time.sleep(2)
+        done = page.evaluate(
+            "() => { const ind = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator');"
+            " const ps = [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')]"
+            ".map(p => p.innerText);"
+            " return ind && ind.dataset.status === 'idle' && ps.length > 0 && !ps.some(t => t.includes('*'))"
+            " && /\\[\\d+\\]/.test(ps[ps.length - 1]); }")   # cells out of view render no prompt text
+        if done:
+            break
+    else:
+        page.screenshot(path=str(lab['root'].parent / f'{name}.png'))
+        raise AssertionError(f'{name}: Run All did not finish in {timeout_s} s (screenshot: '
+                             f"{lab['root'].parent / (name + '.png')})")
+    outputs = [o.inner_text() for o in page.query_selector_all('.jp-OutputArea-output')]
+    errors = [t for t in outputs if 'Traceback' in t or 'Error:' in t.split('\n')[0]]
+    return page, outputs, errors
+
+
+def test_papers_overview_runs_all_in_jupyterlab(lab, browser):
+    page, outputs, errors = _open_and_run_all(lab, browser, 'papers_overview.ipynb', timeout_s=180)
+    assert not errors, errors[:2]
+    assert len(outputs) >= 8 and any('FCOS-R101' in o for o in outputs)        # the cross-paper tables rendered
+    page.close()
