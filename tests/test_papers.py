@@ -539,3 +539,11 @@ def test_the_baseline_papers_own_numbers_show_where_papers_disagree():
         'fgd/readme': 40.7, 'dfmsd/table6': 40.7, 'dcsf_kd/table1': 40.4}
     mgd = f[(f.method == 'mgd') & (f.pair == 'RetinaNet-X101 -> RetinaNet-R50')]
     assert mgd.empty          # MGD's README and DFMSD Table 6 agree (41.0)
+
+
+def test_the_summary_says_how_many_claims_hold_not_only_that_they_are_recorded():
+    from kdlab.papers import consistency
+    lines = consistency.summary_lines(consistency.report())
+    claims = next(line for line in lines if line.startswith('claims:'))
+    assert '26 of 28 hold against their tables; 2 do not (recorded as findings about the paper' in claims
+    assert any(line.startswith('gains: ') and 'consistent' in line for line in lines)

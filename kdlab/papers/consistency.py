@@ -236,3 +236,19 @@ def failures(checks: Dict[str, object]) -> List[str]:
             detail = ', '.join(f'{k}={v}' for k, v in record.items() if k != 'ok' and v not in ('', None))
             lines.append(f'{name}: {detail}')
     return lines
+
+
+def summary_lines(checks: Dict[str, object]) -> List[str]:
+    """One line per kind of check that says what it means: for the claims, how many hold and how many do not
+    (a claim recorded as not holding is consistent with the registry, and a finding about the paper)."""
+    lines = []
+    for name, frame in checks.items():
+        ok = int(frame['ok'].astype(bool).sum())
+        if name == 'claims' and 'holds' in frame:
+            holds = int(frame['holds'].astype(bool).sum())
+            lines.append(f'claims: {holds} of {len(frame)} hold against their tables; {len(frame) - holds} do not '
+                         f'(recorded as findings about the paper, listed below); '
+                         f'{len(frame) - ok} differ from what the registry records')
+        else:
+            lines.append(f'{name}: {ok} of {len(frame)} consistent')
+    return lines
