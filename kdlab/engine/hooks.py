@@ -162,8 +162,10 @@ class RunChecksHook(Hook):
         cfg = runner.cfg
         scale = dict(cfg.get('auto_scale_lr') or {})
         images = cfg.train_dataloader.get('batch_size')
-        groups = runner.optim_wrapper.param_groups if hasattr(runner.optim_wrapper, 'param_groups') else [
-            g for w in runner.optim_wrapper.values() for g in w.param_groups]
+        wrapper = runner.optim_wrapper
+        groups = wrapper.param_groups if hasattr(wrapper, 'param_groups') else None
+        if isinstance(groups, dict) or groups is None:   # an OptimWrapperDict (ICD: one optimizer per part)
+            groups = [g for w in wrapper.values() for g in w.param_groups]
         checks.setdefault('lr_batch', dict(
             batch=runner.world_size * images, processes=runner.world_size, images_per_process=images,
             base_batch=scale.get('base_batch_size'), auto_scale_lr=bool(scale.get('enable', False)),
@@ -364,7 +366,13 @@ class SafeCheckpointHook(Hook):
 
         def save_checkpoint(out_dir, filename, *args, **kwargs):
             import os
+            from mmengine.dist import is_main_process
             from kdlab.errors import CheckpointWriteError
+            if not is_main_process():      # only the main process writes (mmengine's save is master-only)
+                result = original(out_dir, filename, *args, **kwargs)
+                if self._deferred is not None:
+                    self._deferred.pending = []     # the main process deletes, after its write
+                return result
             self.guard(runner)
             os.makedirs(out_dir, exist_ok=True)
             final, part = os.path.join(out_dir, filename), os.path.join(out_dir, filename + '.part')
