@@ -185,11 +185,10 @@ class RunChecksHook(Hook):
             if not isinstance(output, dict) or not module.training:
                 return output
             self.handle.remove()
-            terms = {k: v for k, v in output.items() if k.startswith('distill.') and 'loss' in k}
-            total = sum((sum(x.sum() for x in v) if isinstance(v, (list, tuple)) else v.sum())
-                        for v in terms.values()) if terms else torch.tensor(0.0)
-            values = {k: float((sum(x.sum() for x in v) if isinstance(v, (list, tuple)) else v.sum()).detach())
-                      for k, v in terms.items()}
+            from kdlab.models.loss_scale import DISTILL_PREFIX, loss_terms
+            terms = loss_terms(output, DISTILL_PREFIX)
+            total = sum(terms.values()) if terms else torch.tensor(0.0)
+            values = {k: float(v.detach()) for k, v in terms.items()}
             value = float(total.detach())
             active = dict(iteration=int(runner.iter), losses=values, total=value,
                           finite=all(math.isfinite(v) for v in values.values()), nonzero=value != 0.0)

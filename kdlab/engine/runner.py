@@ -168,7 +168,8 @@ class _Gate:
 
 
 @contextlib.contextmanager
-def _without_coco_api_noise(enabled: bool = True):
+def without_coco_api_noise(enabled: bool = True):
+    """Drop pycocotools' stdout lines (:data:`COCO_API_NOISE`) while the block runs; everything else passes."""
     if not enabled:
         yield
         return
@@ -297,37 +298,34 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
         runner.register_hook(gate, priority='VERY_HIGH')
     if cfg.get('kdlab_student_init') == 'baseline':
         runner.register_hook(StudentInitHook(runner.seed), priority='VERY_HIGH')
-    if progress:
-        _quiet_console(runner)
+    if progress:     # the console was quieted when the runner was built (above)
         runner.register_hook(ProgressBarHook(desc=name), priority='VERY_LOW')
     provided = bool(cfg.get('kdlab_provided'))
+    last = work_dir / 'last_checkpoint'
     if not provided:
         try:
-            with _without_coco_api_noise(progress):
+            with without_coco_api_noise(progress):
                 runner.train()
         except RunDivergedError as err:
             if runner.rank == 0:    # said in the store (never over a finished record: that one is returned first)
-                ckpt = work_dir / 'last_checkpoint'
                 store.save({'key': key, 'name': name, 'status': 'diverged', 'started': started,
                             'diverged': {'iteration': err.iteration, 'epoch': err.epoch, 'terms': err.terms},
-                            'last_good_checkpoint': ckpt.read_text().strip() if ckpt.is_file() else None,
+                            'last_good_checkpoint': last.read_text().strip() if last.is_file() else None,
                             'work_dir': str(work_dir), 'wall_time_s': round(time.time() - t0, 1),
                             'checks': checks_hook.read(), 'provenance': provenance(cfg, runner.world_size),
                             **(extra or {})}, stored_text, log_path=[a['log'] for a in _attempts(work_dir)])
             raise
-    with _without_coco_api_noise(progress):
+    with without_coco_api_noise(progress):
         raw = runner.test()      # a given checkpoint (``kdlab_provided``): mmengine loads ``load_from`` first
     released = cfg.get('kdlab_released')
     if provided and released and released.get('box_AP') is not None:
         _released_gate(released, coco_metrics(raw).get('mAP'), cfg.load_from)
     wall = time.time() - t0
-    ckpt = (work_dir / 'last_checkpoint')
+    checkpoint = cfg.load_from if provided else (last.read_text().strip() if last.is_file() else None)
     record = {
         'key': key, 'name': name, 'status': 'finished',
         'metrics': coco_metrics(raw), 'no_detections': not raw, 'raw_metrics': {k: float(v) for k, v in raw.items()},
-        'checkpoint': cfg.load_from if provided else (ckpt.read_text().strip() if ckpt.is_file() else None),
-        'checkpoint_sha256': file_digest(cfg.load_from if provided else (ckpt.read_text().strip() if ckpt.is_file()
-                                                                          else None)),
+        'checkpoint': checkpoint, 'checkpoint_sha256': file_digest(checkpoint),
         'work_dir': str(work_dir), 'resumed': bool(cfg.resume),
         'started': started, 'wall_time_s': round(wall, 1),
         'provenance': provenance(cfg, world_size=runner.world_size),

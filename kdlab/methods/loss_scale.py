@@ -31,10 +31,8 @@ the git revision); ``distill_config`` reads a mini-v2 pair's factor from it (:fu
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import csv
-import io
 import math
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -104,17 +102,15 @@ def scene_batch(cfg, *, images: int = IMAGES, data_root: Optional[str] = None) -
                                protocol='v2')['train_dataloader']['dataset']
     dataset = dict(copy.deepcopy(dataset), pipeline=steps)
     dataset.pop('filter_cfg', None)
-    with contextlib.redirect_stdout(io.StringIO()):      # pycocotools' "loading annotations" lines
+    from kdlab.engine.runner import without_coco_api_noise
+    with without_coco_api_noise():      # pycocotools' "loading annotations" lines
         ds = DATASETS.build(dataset)
     return pseudo_collate([ds[i] for i in range(images)])
 
 
 def _sum(losses: Dict[str, object], prefix: str) -> Tuple[float, Dict[str, float]]:
-    terms = {}
-    for name, value in losses.items():
-        if name.startswith(prefix) and 'loss' in name:
-            v = sum(x.sum() for x in value) if isinstance(value, (list, tuple)) else value.sum()
-            terms[name] = float(v)
+    from kdlab.models.loss_scale import loss_terms
+    terms = {name: float(v) for name, v in loss_terms(losses, prefix).items()}
     return sum(terms.values()), terms
 
 

@@ -17,14 +17,20 @@ from mmengine.registry import HOOKS
 DISTILL_PREFIX = 'distill.'
 
 
-def scale_distill_losses(losses: Dict[str, object], scale: float) -> Dict[str, object]:
-    """``losses`` with every ``distill.*`` entry whose name holds ``loss`` multiplied by ``scale`` (in place).
+def loss_terms(losses: Dict[str, object], prefix: str) -> Dict[str, object]:
+    """The entries of an algorithm's loss dict that mmengine sums (``BaseModel.parse_losses``: a name holding
+    ``loss``) and whose name starts with ``prefix`` (``'distill.'``, ``'student.'``), each as one tensor (a list
+    of tensors, one per level, summed)."""
+    return {name: (sum(v.sum() for v in value) if isinstance(value, (list, tuple)) else value.sum())
+            for name, value in losses.items() if name.startswith(prefix) and 'loss' in name}
 
-    mmengine sums exactly the entries whose name holds ``loss`` (``BaseModel.parse_losses``); a list of
-    tensors (one per level) is scaled element by element."""
-    for name, value in losses.items():
-        if name.startswith(DISTILL_PREFIX) and 'loss' in name:
-            losses[name] = [v * scale for v in value] if isinstance(value, (list, tuple)) else value * scale
+
+def scale_distill_losses(losses: Dict[str, object], scale: float) -> Dict[str, object]:
+    """``losses`` with every ``distill.*`` entry whose name holds ``loss`` multiplied by ``scale`` (in place);
+    a list of tensors (one per level) is scaled element by element."""
+    for name in loss_terms(losses, DISTILL_PREFIX):
+        value = losses[name]
+        losses[name] = [v * scale for v in value] if isinstance(value, (list, tuple)) else value * scale
     return losses
 
 

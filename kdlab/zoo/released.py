@@ -18,7 +18,7 @@ import functools
 import os
 import re
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Tuple
 
 CHECKPOINTS_ENV = 'KDLAB_CHECKPOINTS'
 
@@ -50,26 +50,37 @@ def _mim_configs() -> Path:
 
 
 @functools.lru_cache(maxsize=1)
-def metafile_index() -> Dict[str, Released]:
-    """``mmdet::<collection>/<file>.py`` -> its released checkpoint, from every metafile the mmdet wheel ships."""
+def metafile_models() -> List[Tuple[str, dict, str]]:
+    """Every model entry of every metafile the mmdet wheel ships, read once: ``(mmdet::<collection>/<file>.py,
+    the entry, the metafile's path inside the wheel)``."""
     import yaml
-    out: Dict[str, Released] = {}
+    out = []
     root = _mim_configs()
     for path in sorted(root.glob('*/metafile.yml')):
         data = yaml.safe_load(path.read_text())
         models = data.get('Models', []) if isinstance(data, dict) else [m for m in data or [] if isinstance(m, dict)]
         for m in models:
-            config, url = m.get('Config'), m.get('Weights')
-            if not config or not url:
-                continue
-            ap = None
-            for result in m.get('Results') or []:
-                if result.get('Dataset') == 'COCO' and 'box AP' in (result.get('Metrics') or {}):
-                    ap = float(result['Metrics']['box AP'])
-                    break
-            key = 'mmdet::' + config[len('configs/'):] if config.startswith('configs/') else 'mmdet::' + config
-            out[key] = Released(m.get('Name', Path(config).stem), key, url, ap,
-                                str(path.relative_to(root.parent.parent.parent)))
+            config = m.get('Config')
+            if config:
+                key = 'mmdet::' + (config[len('configs/'):] if config.startswith('configs/') else config)
+                out.append((key, m, str(path.relative_to(root.parent.parent.parent))))
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def metafile_index() -> Dict[str, Released]:
+    """``mmdet::<collection>/<file>.py`` -> its released checkpoint (:func:`metafile_models`)."""
+    out: Dict[str, Released] = {}
+    for key, m, metafile in metafile_models():
+        url = m.get('Weights')
+        if not url:
+            continue
+        ap = None
+        for result in m.get('Results') or []:
+            if result.get('Dataset') == 'COCO' and 'box AP' in (result.get('Metrics') or {}):
+                ap = float(result['Metrics']['box AP'])
+                break
+        out[key] = Released(m.get('Name', Path(key).stem), key, url, ap, metafile)
     return out
 
 

@@ -25,18 +25,14 @@ SCHEDULE_EPOCHS = {'1x': 12, '2x': 24, '2x_ms': 24, '3x': 36, '3x_ms': 36, '20e'
 
 @functools.lru_cache(maxsize=1)
 def _inference_ms() -> Dict[str, float]:
-    """mmdet::<config> -> inference time (ms/im) from the metafiles the mmdet wheel ships."""
-    import yaml
-    from kdlab.zoo.released import _mim_configs
+    """mmdet::<config> -> inference time (ms/im) from the mmdet metafiles (kdlab.zoo.released.metafile_models)."""
+    from kdlab.zoo.released import metafile_models
     out = {}
-    for path in sorted(_mim_configs().glob('*/metafile.yml')):
-        data = yaml.safe_load(path.read_text())
-        models = data.get('Models', []) if isinstance(data, dict) else [m for m in data or [] if isinstance(m, dict)]
-        for m in models:
-            t = (m.get('Metadata') or {}).get('inference time (ms/im)')
-            value = t[0].get('value') if isinstance(t, list) and t and isinstance(t[0], dict) else t
-            if isinstance(value, (int, float)) and m.get('Config', '').startswith('configs/'):
-                out['mmdet::' + m['Config'][len('configs/'):]] = float(value)
+    for key, m, _ in metafile_models():
+        t = (m.get('Metadata') or {}).get('inference time (ms/im)')
+        value = t[0].get('value') if isinstance(t, list) and t and isinstance(t[0], dict) else t
+        if isinstance(value, (int, float)):
+            out[key] = float(value)
     return out
 
 
