@@ -24,6 +24,7 @@ COMMANDS = (
     'kdlab.engine.leaderboard',  # kdlab leaderboard — every method on the same pairs, seeds as mean and spread
     'kdlab.engine.resume_check',  # kdlab resume-check — kill a run, resume it, compare with an uninterrupted one
     'kdlab.engine.calibration',   # kdlab calibrate   — the mini baselines' learning curves (protocol calibration)
+    'kdlab.engine.slurm',  # kdlab status       — the runs submitted to Slurm: queued, running, finished, failed
 )
 
 

@@ -296,8 +296,8 @@ def build_split(spec: SyntheticSpec, split: str, image_dir: Path, progress: bool
     images, annotations = [], []
     indices: Iterable[int] = range(spec.split_size(split))
     if progress:
-        from tqdm.auto import tqdm
-        indices = tqdm(indices, desc=f'{description} ({split})', unit='img', leave=False)
+        from kdlab.progress import progress_bar
+        indices = progress_bar(indices, desc=f'{description} ({split})', unit='img', leave=False)
     for i in indices:
         pixels, objects, meta = render(spec, split, i)
         name = f'{split}_{i:06d}.png'

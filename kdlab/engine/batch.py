@@ -119,7 +119,7 @@ def _run_groups(paper, tables, scale, params, groups, one, jobs, progress) -> Li
 def _watch_runs(paper: str, tables: List[str], scale: str, params: dict, stop: threading.Event,
                 interval: float = 5.0) -> None:
     """A progress bar over the runs the notebooks will train, read from the run store while they work."""
-    from tqdm.auto import tqdm
+    from kdlab.progress import progress_bar
     from kdlab.engine.reproduce import reproduction
     from kdlab.engine.store import RunStore
     try:
@@ -132,7 +132,7 @@ def _watch_runs(paper: str, tables: List[str], scale: str, params: dict, stop: t
     from kdlab.engine.store import checkpoint_present
     keys = [r.key for r in job.pending()]
     rebuild = [r.key for r in job.to_rebuild()]        # stored, but their checkpoint is trained again first
-    bar = tqdm(total=len(keys) + len(rebuild), desc=f'{paper} {" ".join(tables)} ({scale}): runs', unit='run')
+    bar = progress_bar(total=len(keys) + len(rebuild), desc=f'{paper} {" ".join(tables)} ({scale}): runs', unit='run')
     runs = job.runs()
     while True:
         stopped = stop.wait(interval)
@@ -260,6 +260,8 @@ def main(args) -> int:
             print(hours.to_string(index=False))
             print(f"total: {hours.attrs['total']} V100-hours ({hours.attrs['total'] / 8:.1f} h on 8 GPUs)")
         return 0
+    if args.slurm is not None:
+        return submit_to_slurm(args)
     params = dict(rows=args.rows, seeds=args.seeds, data_root=args.data_root, work_dir=args.work_dir,
                   teacher_ckpts=parse_teacher_ckpts(args.teacher_ckpt), teacher_input=args.teacher_input,
                   results_dir=args.results,
@@ -277,6 +279,28 @@ def main(args) -> int:
     whole = checks[checks['block'].str.startswith('all') & (checks['paper'] == args.paper)]
     for rec in whole.itertuples(index=False):
         print(f'conclusion check, {rec.paper} {rec.table}: {rec.verdict}')
+    return 0
+
+
+def submit_to_slurm(args) -> int:
+    """``kdlab reproduce ... --slurm [OPTIONS]``: the plan's runs as Slurm jobs (:mod:`kdlab.engine.slurm`); the
+    comparison is made afterwards by the same command without ``--slurm`` (it trains nothing that is stored)."""
+    import shlex
+    from kdlab.engine.reproduce import reproduction
+    from kdlab.engine.slurm import submit
+    from kdlab.engine.store import RunStore
+    store = RunStore(args.results, args.work_dir)
+    job = reproduction(args.paper, args.tables, args.scale, rows=args.rows, seeds=args.seeds,
+                       data_root=args.data_root, store=store,
+                       teacher_ckpts=parse_teacher_ckpts(args.teacher_ckpt), teacher_input=args.teacher_input)
+    # a job's device: what --device says; 'auto' is the GPU at full scale, the CPU at mini and smoke scale (the
+    # submitting login node's own device says nothing about the nodes')
+    device = args.device if args.device != 'auto' else ('cuda' if args.scale == 'full' else 'cpu')
+    lines = submit(job.plan(), store, gpus=args.gpus, device=device, sbatch_options=shlex.split(args.slurm))
+    actions = [line['action'] for line in lines]
+    print(f'{actions.count("submitted")} job(s) submitted, {actions.count("queued")} already queued or running, '
+          f'{actions.count("stored")} run(s) stored; `kdlab status` follows them; once they are stored, '
+          f'`kdlab reproduce {args.paper}` (same options, no --slurm) makes the tables')
     return 0
 
 
@@ -308,5 +332,9 @@ def register(sub) -> None:
     p.add_argument('--no-resume', action='store_true', help='restart interrupted runs instead of resuming')
     p.add_argument('--no-train', action='store_true', help='only show what is stored (the rest: pending)')
     p.add_argument('--plan', action='store_true', help='print the runs the rows need; train nothing')
+    p.add_argument('--slurm', nargs='?', const='', default=None, metavar='"SBATCH OPTIONS"',
+                   help='submit the runs not stored as Slurm jobs (each waits on the runs it needs; --gpus tasks '
+                        "each) instead of training here; the quoted options go to every sbatch, e.g. "
+                        '--slurm "--partition=gpu --time=2-00:00:00"')
     p.set_defaults(func=main)
 

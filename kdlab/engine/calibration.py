@@ -77,8 +77,8 @@ def calibrate(detectors: Sequence[str] = DEFAULT_DETECTORS, *, schedules: Sequen
     rows, finals, records = [], [], {}
     runs = [(seed, name, sched) for seed in seeds for name in detectors for sched in schedules]
     if progress:
-        from tqdm.auto import tqdm
-        runs = tqdm(runs, desc='calibration runs', unit='run')
+        from kdlab.progress import progress_bar
+        runs = progress_bar(runs, desc='calibration runs', unit='run')
     for seed, name, sched in runs:
         cfg = detector_config(name, 'mini', schedule=sched, seed=seed, protocol=protocol)
         if train:

@@ -14,8 +14,8 @@ class ProgressBarHook(Hook):
         self._bar = None
 
     def before_train(self, runner) -> None:
-        from tqdm.auto import tqdm
-        self._bar = tqdm(total=runner.max_iters, initial=runner.iter, desc=self.desc, unit='it',
+        from kdlab.progress import progress_bar
+        self._bar = progress_bar(total=runner.max_iters, initial=runner.iter, desc=self.desc, unit='it',
                          dynamic_ncols=True, leave=False)
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
@@ -32,8 +32,8 @@ class ProgressBarHook(Hook):
             self._bar = None
 
     def before_test(self, runner) -> None:
-        from tqdm.auto import tqdm
-        self._bar = tqdm(total=len(runner.test_dataloader), desc=f'{self.desc} eval', unit='batch',
+        from kdlab.progress import progress_bar
+        self._bar = progress_bar(total=len(runner.test_dataloader), desc=f'{self.desc} eval', unit='batch',
                          dynamic_ncols=True, leave=False)
 
     def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:

@@ -126,16 +126,26 @@ def main(argv=None) -> int:
     ap.add_argument('--extra', default='{}')
     ap.add_argument('--quiet', action='store_true')
     ap.add_argument('--overwrite', action='store_true', help='train a stored run again and replace its record')
+    ap.add_argument('--launcher', default='pytorch', choices=('pytorch', 'slurm', 'none'),
+                    help="how the processes were started: torchrun (pytorch), srun (slurm), one process (none)")
+    ap.add_argument('--resolve', action='store_true',
+                    help='the config still names the checkpoints it needs as <run:KEY> (a Slurm job, submitted '
+                         'before they existed): resolve them from the store now, and record those inputs')
     args = ap.parse_args(argv)
     import kdlab  # noqa: F401  (compat fixes)
     from mmengine.config import Config
     from kdlab.engine.runner import execute
     from kdlab.engine.store import RunStore
     cfg = Config.fromfile(args.config)
-    rank = int(os.environ.get('RANK', '0'))
-    execute(cfg, name=args.name, store=RunStore(args.results, args.work), key=args.key,
-            extra=json.loads(args.extra), progress=not args.quiet and rank == 0,
-            launcher='pytorch', overwrite=args.overwrite)
+    store = RunStore(args.results, args.work)
+    extra = json.loads(args.extra)
+    if args.resolve:
+        from kdlab.engine.planner import resolve_refs
+        cfg = resolve_refs(cfg, store)
+        extra.setdefault('built_from', store.inputs(extra.get('needs') or ()))
+    rank = int(os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0')))
+    execute(cfg, name=args.name, store=store, key=args.key, extra=extra, progress=not args.quiet and rank == 0,
+            launcher=None if args.launcher == 'none' else args.launcher, overwrite=args.overwrite)
     return 0
 
 

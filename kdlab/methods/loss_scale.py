@@ -217,16 +217,17 @@ def main(args) -> int:
     methods: Sequence[str] = args.methods or sorted(METHODS)
     pairs = [tuple(p) for p in args.pair] or [('retinanet_r50', 'retinanet_x101')]
     done = {(r['method'], r['student'], r['teacher']) for r in read_table()}
-    from tqdm.auto import tqdm
+    from kdlab.progress import progress_bar
     todo = [(m, s, t) for m in methods for s, t in pairs if args.again or (m, s, t) not in done]
     rows = []
-    for m, s, t in tqdm(todo, desc='loss-scale rule', unit='pair'):
+    bar = progress_bar(todo, desc='loss-scale rule', unit='pair')
+    for m, s, t in bar:
         row = measure(m, s, t, images=args.images)
         write_rows([row])
         rows.append(row)
-        tqdm.write(f"{m:8s} {s} <- {t}: ratio full {row['ratio_full']:.4g}, mini {row['ratio_mini']:.4g}, "
-                   f"factor {row['factor']:.4g}" + ('' if row['applicable'] else
-                                                    f' (a ratio below {MIN_RATIO}: the rule does not apply)'))
+        bar.write(f"{m:8s} {s} <- {t}: ratio full {row['ratio_full']:.4g}, mini {row['ratio_mini']:.4g}, "
+                  f"factor {row['factor']:.4g}" + ('' if row['applicable'] else
+                                                   f' (a ratio below {MIN_RATIO}: the rule does not apply)'))
     print(f'{len(rows)} measured, {len(done & set(todo)) if args.again else len(done)} already in {TABLE}')
     return 0
 

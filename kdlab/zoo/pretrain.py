@@ -76,8 +76,8 @@ def image_pool(split: str, count: int, seed: int = 0, progress: bool = True):
             return data['images'], data['labels']
     indices = range(count)
     if progress:
-        from tqdm.auto import tqdm
-        indices = tqdm(indices, desc=f'pretraining images ({split})', unit='img', leave=False)
+        from kdlab.progress import progress_bar
+        indices = progress_bar(indices, desc=f'pretraining images ({split})', unit='img', leave=False)
     images = np.empty((count, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
     labels = np.empty(count, np.int64)
     for i in indices:
@@ -192,8 +192,8 @@ def pretrain(backbone: str, *, epochs: int = EPOCHS, train_images: int = TRAIN_I
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=steps, initial=first * per_epoch, desc=f'pretrain {backbone}', unit='it')
+        from kdlab.progress import progress_bar
+        bar = progress_bar(total=steps, initial=first * per_epoch, desc=f'pretrain {backbone}', unit='it')
     for epoch in range(first, epochs):
         t0 = time.time()
         g = torch.Generator().manual_seed(seed * 1000 + epoch)
