@@ -156,3 +156,13 @@ def test_a_plan_runs_as_slurm_jobs_in_dependency_order(slurm, smoke_data, tmp_pa
     assert record['built_from'] == store.inputs([teacher])               # distilled from the teacher's job
     assert store.load(teacher)['checkpoint'] in (store.run_dir(student) / 'config.py').read_text()
     assert {line['action'] for line in submit(plan, store, device='cpu', progress=False)} == {'stored'}
+
+
+def test_reproduce_slurm_without_sbatch_exits_2_naming_the_fix(tmp_path, monkeypatch, capsys):
+    from kdlab.cli import main
+    monkeypatch.setenv('PATH', str(tmp_path))
+    code = main(['reproduce', 'pkd', '--scale', 'smoke', '--results', str(tmp_path / 'runs'),
+                 '--work-dir', str(tmp_path / 'work'), '--slurm=--partition=gpu --time=1:00:00'])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert '`sbatch` is not on PATH' in err and 'login node' in err
