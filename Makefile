@@ -9,7 +9,7 @@ TEST_WORKERS ?= auto
 # pool oversubscribes the cores and a smoke training step was measured ~100x slower (10.4 s vs 0.1 s).
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: setup demo test bench doctor mini-tables lab
+.PHONY: setup demo test test-full-dry bench doctor mini-tables lab
 setup:
 	@bash tools/bootstrap.sh
 
@@ -17,7 +17,10 @@ demo: setup  ## the main job: teacher / baseline / PKD student on the embedded s
 	$(PY) -m kdlab.cli demo
 
 test: setup
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not full_dry" $(PYTEST_ARGS)
+
+test-full-dry: setup  ## every method's and detector family's full-scale config, 2 iterations + 1 evaluation at 1333x800
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist load tests/test_full_dry_run.py $(PYTEST_ARGS)
 
 bench: setup  ## every benchmark (one: .venv/bin/python -m benchmarks NAME)
 	$(PY) -m benchmarks feature_losses

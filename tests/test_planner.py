@@ -78,3 +78,17 @@ def test_keys_do_not_depend_on_the_machine(tmp_path, monkeypatch):
     assert a.rows == b.rows
     c = plan_pair('retinanet_r18', ['retinanet_r50'], 'pkd', 'smoke', teacher_schedule='1x', seed=1)
     assert c.rows['distilled'] != a.rows['distilled']
+
+
+def test_full_scale_distilled_students_train_their_baselines_schedule():
+    """A row whose student schedule has no official config (DFMSD's FCOS-R50 2x: the zoo has 1x and 2x_ms) is
+    distilled on the schedule its baseline gets, not refused (the dry run found `kdlab reproduce dfmsd --scale
+    full --plan` failing)."""
+    from kdlab.engine.reproduce import reproduction
+    job = reproduction('dfmsd', scale='full')
+    plan = job.plans[0]
+    assert plan.rows and not any('schedule' in why for why in plan.skipped.values())
+    for ref, key in plan.rows.items():
+        base = plan.baselines.get(ref)
+        if base and base != key:
+            assert plan.runs[key].schedule == plan.runs[base].schedule, ref

@@ -160,6 +160,8 @@ class _Planner:
                        teachers: List[Tuple[str, PlannedRun]]):
         from kdlab.methods import distill_config
         from kdlab.zoo import detector_config
+        if self.scale == 'full':     # the schedule its baseline trains (detector_run): the zoo's nearest config
+            s_sched = full_schedule(student, s_sched)
         s_cfg = detector_config(student, self.scale, schedule=s_sched, data_root=self.data_root, seed=self.seed)
         params = dict(params)
         label = f'{student} <- {" -> ".join(t for t, _ in teachers)} [{method}] ({self.scale})'
