@@ -35,3 +35,34 @@ def test_a_watched_bar_redraws_often(monkeypatch):
     assert progress.watched()
     assert progress.progress_bar(total=1, file=io.StringIO()).mininterval == progress.WATCHED_S
     assert _redraws(io.StringIO()) >= 300
+
+
+def _fake_training(store):
+    """Stands in for a training: stores a finished record of the run at once."""
+    def train(cfg, *, name, store=store, key, extra=None, **kwargs):
+        record = {'key': key, 'name': name, 'status': 'finished', 'metrics': {'mAP': 1.0}}
+        store.save(record, '')
+        return record
+    return train
+
+
+def test_a_plan_shows_one_bar_of_its_runs(tmp_path, capsys, monkeypatch):
+    """Training a plan shows runs k of N (stored runs not counted), sequentially and with two workers."""
+    from kdlab.engine import launch, planner, runner
+    from kdlab.engine.planner import execute_plan, plan_pair
+    from kdlab.engine.store import RunStore
+    plan = plan_pair('retinanet_r18', ['retinanet_r50'], 'pkd', 'smoke', teacher_schedule='1x')
+    store = RunStore(tmp_path / 'runs', tmp_path / 'work')
+    monkeypatch.setattr(runner, 'execute', _fake_training(store))
+    monkeypatch.setattr(planner, 'resolve_refs', lambda cfg, store: cfg)
+    monkeypatch.setattr(planner, '_prepare', lambda plan, run, store, out, progress: (run.cfg, {}))
+    store.save({'key': plan.rows['baseline'], 'name': 'b', 'status': 'finished', 'metrics': {}}, '')
+    execute_plan(plan, store, progress=True, device='cpu')
+    err = capsys.readouterr().err
+    assert 'runs: 100%' in err and '2/2' in err and '3/3' not in err
+
+    other = RunStore(tmp_path / 'runs2', tmp_path / 'work2')
+    monkeypatch.setattr(launch, 'launch', _fake_training(other))
+    execute_plan(plan, other, progress=True, device='cpu', workers=2)
+    captured = capsys.readouterr()
+    assert '3/3' in captured.err and captured.out.count('stored, mAP 1.0') == 3

@@ -344,21 +344,37 @@ def execute_plan(plan: Plan, store=None, *, progress: bool = True, only: Optiona
     import torch
     apart = gpus > 1 or (device == 'cpu' and torch.cuda.is_available())
     out = {}
-    for run in plan.ordered():
-        if only is not None and run.key not in only:
-            continue
-        cached = store.load(run.key)
-        if cached is not None:
-            out[run.key] = cached
-            continue
-        cfg, extra = _prepare(plan, run, store, out, progress=progress)
-        if apart:
-            out[run.key] = launch(cfg, name=run.name, store=store, key=run.key, extra=extra, gpus=gpus,
-                                  device=device, resume=resume, progress=progress)
-        else:
-            out[run.key] = execute(cfg, name=run.name, store=store, progress=progress, key=run.key, extra=extra,
-                                   resume=resume, launcher=launcher)
+    runs = [run for run in plan.ordered() if only is None or run.key in only]
+    todo = sum(store.load(run.key) is None for run in runs)
+    bar = runs_bar(todo) if progress and todo else None     # runs k of N; each run's own bar below it
+    try:
+        for run in runs:
+            cached = store.load(run.key)
+            if cached is not None:
+                out[run.key] = cached
+                continue
+            cfg, extra = _prepare(plan, run, store, out, progress=progress)
+            if bar is not None:
+                bar.set_postfix_str(f'{run.role}: {run.name}')
+            if apart:
+                out[run.key] = launch(cfg, name=run.name, store=store, key=run.key, extra=extra, gpus=gpus,
+                                      device=device, resume=resume, progress=progress)
+            else:
+                out[run.key] = execute(cfg, name=run.name, store=store, progress=progress, key=run.key,
+                                       extra=extra, resume=resume, launcher=launcher)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
     return out
+
+
+def runs_bar(total: int):
+    """The overall bar of a plan's training: runs stored of those to train (the current run's epochs and ETA
+    are its own bar, :class:`kdlab.engine.hooks.ProgressBarHook`, or this bar's postfix with several workers)."""
+    from kdlab.progress import progress_bar
+    return progress_bar(total=total, desc='runs', unit='run', dynamic_ncols=True)
 
 
 def _prepare(plan: Plan, run: PlannedRun, store, out: dict, *, progress: bool):
@@ -422,27 +438,33 @@ def _execute_concurrently(plan: Plan, store, *, workers: int, progress: bool, on
     failed: Dict[str, BaseException] = {}
     running: Dict[object, PlannedRun] = {}
 
+    bar = runs_bar(len(todo)) if progress and todo else None
     with futures.ThreadPoolExecutor(max_workers=workers) as pool:
         try:
             _dispatch(plan, store, pool, todo, running, out, failed, rebuild, workers=workers, threads=threads,
-                      progress=progress, resume=resume)
+                      progress=progress, resume=resume, bar=bar)
         except BaseException:        # an interrupt (Ctrl-C, a Jupyter interrupt) or an error here: the trainings
             pool.shutdown(wait=False, cancel_futures=True)       # stop too; a rerun resumes their checkpoints
             while not all(f.done() for f in running):            # (a launch may start its process meanwhile)
                 stop_children()
                 futures.wait(list(running), timeout=1.0)
             raise
+        finally:
+            if bar is not None:
+                bar.close()
     if failed:
         raise next(iter(failed.values()))
     return out
 
 
 def _dispatch(plan: Plan, store, pool, todo: dict, running: dict, out: dict, failed: dict, rebuild: dict, *,
-              workers: int, threads: int, progress: bool, resume: bool) -> None:
+              workers: int, threads: int, progress: bool, resume: bool, bar=None) -> None:
     """The loop of :func:`_execute_concurrently`: start the runs that are ready, collect those that end.
     ``rebuild``: key -> stored record of the runs in ``todo`` that are trained again for their checkpoint."""
     import concurrent.futures as futures
+    from kdlab.engine.batch import training_now
     from kdlab.engine.launch import launch
+    say = bar.write if bar is not None else print      # lines above the bar, not through it
 
     def ready(run: PlannedRun) -> bool:
         waiting = set(todo) | {r.key for r in running.values()}
@@ -463,8 +485,8 @@ def _dispatch(plan: Plan, store, pool, todo: dict, running: dict, out: dict, fai
                 if progress:
                     again = (f'stored, but its checkpoint {rebuild[key].get("checkpoint")} is not on this machine; '
                              'training it again' if key in rebuild else 'training')
-                    print(f'[{run.role}] {run.name}: {again} ({threads} thread{"s" * (threads > 1)}; '
-                          f'console: {store.work_dir(key) / "console.log"})', flush=True)
+                    say(f'[{run.role}] {run.name}: {again} ({threads} thread{"s" * (threads > 1)}; '
+                        f'console: {store.work_dir(key) / "console.log"})')
                 running[pool.submit(launch, cfg, name=run.name, store=store, key=key, extra=extra, gpus=1,
                                     device='cpu', resume=resume, progress=False, threads=threads,
                                     console='console.log', overwrite=key in rebuild)] = run
@@ -475,7 +497,10 @@ def _dispatch(plan: Plan, store, pool, todo: dict, running: dict, out: dict, fai
             missing = sorted({n for r in todo.values() for n in r.needs if store.load(n) is None})
             raise KdlabError(f'{len(todo)} run(s) need runs that are neither stored nor planned here: '
                              + ', '.join(missing), 'train the whole plan (no `only`), or those runs first')
-        finished, _ = futures.wait(list(running), return_when=futures.FIRST_COMPLETED)
+        finished, _ = futures.wait(list(running), timeout=30 if bar is not None else None,
+                                   return_when=futures.FIRST_COMPLETED)
+        if bar is not None:              # each training run's epoch and eta, from its mmengine log
+            bar.set_postfix_str(training_now(store, plan.runs, [r.key for r in running.values()]))
         for fut in finished:
             run = running.pop(fut)
             try:
@@ -483,9 +508,11 @@ def _dispatch(plan: Plan, store, pool, todo: dict, running: dict, out: dict, fai
             except Exception as err:             # noqa: BLE001  (raised once the others end)
                 failed[run.key] = err
                 continue
+            if bar is not None:
+                bar.update(1)
             if progress:
                 m = out[run.key].get('metrics', {}).get('mAP')
-                print(f'[{run.role}] {run.name}: stored, mAP {m}', flush=True)
+                say(f'[{run.role}] {run.name}: stored, mAP {m}')
 
 
 def _rebuild(plan: Plan, run: PlannedRun, record: dict, store, *, progress: bool) -> dict:
