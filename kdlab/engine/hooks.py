@@ -104,7 +104,8 @@ class LearningCurveHook(Hook):
 
 
 def _unwrap(model):
-    return model.module if hasattr(model, 'module') else model
+    from kdlab.models.wrapped import unwrapped
+    return unwrapped(model)
 
 
 def weights_digest(module) -> str:

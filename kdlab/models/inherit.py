@@ -31,6 +31,7 @@ from mmengine.registry import HOOKS
 from torch import nn
 
 from kdlab.errors import KdlabError
+from kdlab.models.wrapped import unwrapped
 
 #: What the switch inherits by default: the FPN and whatever detection heads the student has.
 DEFAULT_INHERIT = ('neck', 'bbox_head', 'rpn_head', 'roi_head')
@@ -119,7 +120,7 @@ class InheritTeacherHook(Hook):
         self.report = None
 
     def before_train(self, runner) -> None:
-        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        model = unwrapped(runner.model)
         if not (hasattr(model, 'student') and hasattr(model, 'teacher')):
             raise KdlabError(f'InheritTeacherHook needs a distillation model with .student and .teacher, got '
                              f'{type(model).__name__}', 'remove the hook or use an mmrazor distill algorithm')

@@ -13,6 +13,7 @@ from typing import Dict
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.registry import HOOKS
+from kdlab.models.wrapped import unwrapped
 
 DISTILL_PREFIX = 'distill.'
 
@@ -50,7 +51,7 @@ class DistillLossScaleHook(Hook):
         self.handle = None
 
     def before_train(self, runner) -> None:
-        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        model = unwrapped(runner.model)
         if self.handle is None:
             # a forward hook sees what the algorithm returns for mode='loss' (a dict) before mmengine sums it;
             # predictions (a list) pass untouched

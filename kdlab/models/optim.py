@@ -30,6 +30,7 @@ from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
 from torch import nn
 
 from kdlab.errors import KdlabError
+from kdlab.models.wrapped import unwrapped
 
 
 def owned_parameters(model: nn.Module, cfgs: Dict[str, dict]) -> Dict[str, List[nn.Parameter]]:
@@ -70,8 +71,7 @@ class SplitOptimWrapperConstructor:
         self.cfgs = {k: dict(copy.deepcopy(v)) for k, v in dict(optim_wrapper_cfg).items()}
 
     def __call__(self, model: nn.Module) -> OptimWrapperDict:
-        if hasattr(model, 'module'):
-            model = model.module
+        model = unwrapped(model)
         owners = owned_parameters(model, self.cfgs)
         order = sorted(self.cfgs, key=lambda n: bool(self.cfgs[n].get('prefixes')))  # the rest first
         wrappers = {}

@@ -23,6 +23,7 @@ from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 
 from kdlab.errors import KdlabError
+from kdlab.models.wrapped import unwrapped
 
 
 def _per_channel(values, like: torch.Tensor) -> torch.Tensor:
@@ -55,7 +56,7 @@ class TeacherOwnInputHook(Hook):
         self.handle = None
 
     def before_train(self, runner) -> None:
-        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        model = unwrapped(runner.model)
         backbone = getattr(getattr(model, 'teacher', None), 'backbone', None)
         if backbone is None:
             raise KdlabError(f'TeacherOwnInputHook needs a distillation model whose teacher has a backbone, got '
