@@ -109,3 +109,32 @@ def test_papers_overview_runs_all_in_jupyterlab(lab, browser):
     assert not errors, errors[:2]
     assert len(outputs) >= 8 and any('FCOS-R101' in o for o in outputs)        # the cross-paper tables rendered
     page.close()
+
+
+def test_a_reproduce_notebook_runs_all_without_training(lab, browser):
+    """reproduce_pkd with its defaults (train=False) on an empty run store: it says what is not stored and
+    trains nothing, then shows every table (pending rows) with its conclusion check."""
+    from kdlab.notebooks import canonical
+    path = lab['root'] / 'reproduce_pkd.ipynb'
+    exports = lab['root'].parent / 'exports'
+    text = path.read_text().replace('export_dir = None', f'export_dir = {str(exports)!r}')
+    path.write_text(canonical(text))                     # the tables are written here, not into results/pkd
+    page, outputs, errors = _open_and_run_all(lab, browser, 'reproduce_pkd.ipynb', timeout_s=240)
+    assert not errors, errors[:2]
+    joined = '\n'.join(outputs)
+    assert 'not stored' in joined and 'train = True' in joined           # what Run All would train, not trained
+    assert 'pending' in joined and 'verdict' in joined.lower()           # the tables and their conclusion check
+    assert not list((lab['root'].parent / 'cache' / 'work').glob('*/last_checkpoint'))    # nothing trained
+    assert sorted(p.suffix for p in exports.iterdir()) and all(p.stat().st_size for p in exports.iterdir())
+    page.close()
+
+
+def test_an_analysis_notebook_runs_all_and_writes_no_committed_figure(lab, browser):
+    """dft_spectra with its defaults: its figures go to the scratch folder, not over results/figures."""
+    committed = {p: p.stat().st_mtime for p in (REPO / 'results' / 'figures').rglob('*') if p.is_file()}
+    page, outputs, errors = _open_and_run_all(lab, browser, 'dft_spectra.ipynb', timeout_s=300)
+    assert not errors, errors[:2]
+    assert any(re.search(r'\d+/\d+ images', o) for o in outputs)        # the claims, counted
+    assert {p: p.stat().st_mtime for p in (REPO / 'results' / 'figures').rglob('*') if p.is_file()} == committed
+    assert list((lab['root'].parent / 'figures').rglob('*.png'))          # written where the fixture points
+    page.close()

@@ -71,11 +71,12 @@ def full_resolution_coco(root: Path, *, train: int = 2, val: int = 1, size=SIZE,
 
 def _build(model_cfg):
     """The model of a config (an mmdet detector or an mmrazor algorithm), weights at their initialisation."""
+    from mmengine.config import ConfigDict
     from mmengine.registry import DefaultScope
     from mmrazor.registry import MODELS
     import kdlab.models  # noqa: F401  (registers kdlab's components)
-    with DefaultScope.overwrite_default_scope('mmdet'):
-        model = MODELS.build(copy.deepcopy(model_cfg))
+    with DefaultScope.overwrite_default_scope('mmdet'):     # ConfigDict: two-stage detectors read cfg.rpn
+        model = MODELS.build(ConfigDict(copy.deepcopy(model_cfg)))
     model.init_weights()
     return model
 
