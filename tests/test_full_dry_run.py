@@ -22,9 +22,6 @@ ROWS = [
     ('dfmsd', 'table2', 'cmr_r101-x101.retinanet_r50.dmkd'),                # DMKD, Cascade Mask R-CNN teacher
     ('dsamkd', 'abstract', 'retinanet_teacher.dsamkd'),                     # DSAMKD
     ('dfmsd', 'table4', 'fcos_r101-x101.gfl_r50.dfmsd'),                    # DFMSD: stage 2 after stage 1
-    ('dcsf_kd', 'table1', 'retinanet_x101.retinanet_r50.fkd'),              # FKD
-    ('dcsf_kd', 'table1', 'fcos_r101.fcos_r50.frs'),                        # FRS
-    ('dcsf_kd', 'table1', 'faster_rcnn_r101.faster_rcnn_r50.gid'),          # GID
 ]
 PARAMS = [pytest.param(*ROWS[0], id=ROWS[0][2])] + [
     pytest.param(*row, id=row[2], marks=pytest.mark.full_dry) for row in ROWS[1:]]

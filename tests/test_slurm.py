@@ -166,3 +166,15 @@ def test_reproduce_slurm_without_sbatch_exits_2_naming_the_fix(tmp_path, monkeyp
     assert code == 2
     err = capsys.readouterr().err
     assert '`sbatch` is not on PATH' in err and 'login node' in err
+
+
+def test_status_off_the_cluster_says_unknown_not_failed(tmp_path, monkeypatch):
+    import json
+    from kdlab.engine.slurm import states
+    store = RunStore(tmp_path / 'runs', tmp_path / 'work')
+    (store.work_root / 'slurm').mkdir(parents=True)
+    (store.work_root / 'slurm' / 'jobs.json').write_text(json.dumps(
+        {'a' * 16: dict(job='7', name='teacher', role='teacher', script='x', submitted='now')}))
+    monkeypatch.setenv('PATH', str(tmp_path))
+    frame = states(store)
+    assert list(frame['state']) == ['unknown'] and list(frame['job']) == ['7']

@@ -185,13 +185,15 @@ def submit(plan, store: Optional[RunStore] = None, *, gpus: int = 1, device: str
 def states(store: Optional[RunStore] = None, keys: Optional[Sequence[str]] = None):
     """One row per submitted run (``keys``: only those): key, name, role, job, state, mAP, and where its job's
     output is. State: ``finished`` (record stored), ``queued``, ``running``, ``diverged`` (the run's record says
-    so), ``failed`` or ``cancelled`` (the job ended without a record; Slurm's word in ``slurm_state``)."""
+    so), ``failed`` or ``cancelled`` (the job ended without a record; Slurm's word in ``slurm_state``), or
+    ``unknown`` where ``squeue`` is not on PATH (not a submit host)."""
     import pandas as pd
     store = store or RunStore()
     book = ledger(store)
     if keys is not None:
         book = {k: v for k, v in book.items() if k in keys}
-    slurm = queue_states([e['job'] for e in book.values()]) if book and shutil.which('squeue') else {}
+    reachable = bool(shutil.which('squeue'))
+    slurm = queue_states([e['job'] for e in book.values()]) if book and reachable else {}
     rows = []
     for key, entry in book.items():
         rec, state, mAP = store.load(key), None, None
@@ -203,7 +205,12 @@ def states(store: Optional[RunStore] = None, keys: Optional[Sequence[str]] = Non
         else:
             path = store.run_dir(key) / 'run.json'
             status = json.loads(path.read_text()).get('status') if path.is_file() else None
-            state = 'diverged' if status == 'diverged' else ENDED.get(sstate or '', 'failed')
+            if status == 'diverged':
+                state = 'diverged'
+            elif not reachable:          # not a submit host: Slurm cannot say whether the job still runs
+                state = 'unknown'
+            else:
+                state = ENDED.get(sstate or '', 'failed')
         rows.append(dict(key=key, name=entry['name'], role=entry['role'], job=entry['job'], state=state,
                          slurm_state=sstate or '', mAP=mAP,
                          output=str(store.work_dir(key) / f'slurm-{entry["job"]}.out')))
