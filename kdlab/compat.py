@@ -33,6 +33,13 @@ Each fix is narrow and says why it exists:
    deformable attention) on torchvision's kernels where torchvision loads, in plain torch elsewhere; every
    other op raises an error naming the fix (``bash tools/bootstrap.sh --compiled-ops``). Where mmcv's compiled
    extension is installed it is used instead (``KDLAB_MMCV_OPS`` chooses; see :mod:`kdlab.ops`).
+6. **``torchvision://`` without torchvision**: the official configs start their ResNet backbones from
+   ``torchvision://resnet50`` / ``resnet101``, and mmengine resolves those names by importing torchvision, which
+   the CPU set-up lacks (the registry's torchvision wheels are built for CUDA torch and do not load beside
+   the CPU build), so a full-scale config fails at initialisation on a CPU machine. Where torchvision cannot be
+   imported, kdlab answers mmengine's ``get_torchvision_models()`` with the table mmengine itself uses for those
+   names (``mmengine/hub/torchvision_0.12.json``: the ImageNet-1k V1 weights the configs were written for);
+   with torchvision it is mmengine's own.
 """
 from __future__ import annotations
 
@@ -127,6 +134,30 @@ def _allow_mmengine_checkpoints() -> None:
     CheckpointLoader.register_scheme(prefixes='', loader=load_local_checkpoint, force=True)
 
 
+def torchvision_model_urls(original=None) -> dict:
+    """mmengine's ``get_torchvision_models()``; where torchvision cannot be imported, mmengine's table of the
+    names torchvision 0.12 had (``resnet50`` -> its ImageNet-1k V1 URL), which is where mmengine reads them from
+    too (fix 6)."""
+    from mmengine.runner import checkpoint as ckpt
+    try:
+        return (original or _ORIGINAL_TORCHVISION_MODELS or ckpt.get_torchvision_models)()
+    except ImportError:
+        import os.path as osp
+        import mmengine
+        return mmengine.load(osp.join(mmengine.__path__[0], 'hub', 'torchvision_0.12.json'))
+
+
+_ORIGINAL_TORCHVISION_MODELS = None
+
+
+def _torchvision_names_without_torchvision() -> None:
+    global _ORIGINAL_TORCHVISION_MODELS
+    from mmengine.runner import checkpoint as ckpt
+    if _ORIGINAL_TORCHVISION_MODELS is None:
+        _ORIGINAL_TORCHVISION_MODELS = ckpt.get_torchvision_models
+        ckpt.get_torchvision_models = torchvision_model_urls
+
+
 def _allow_cpu_distributed() -> None:
     import torch
     from mmengine.dist import utils as dist_utils
@@ -184,6 +215,7 @@ def apply() -> None:
     try:
         _allow_mmengine_checkpoints()
         _allow_cpu_distributed()
+        _torchvision_names_without_torchvision()
     except ImportError:  # mmengine not installed: `kdlab doctor` reports it
         pass
     _applied = True

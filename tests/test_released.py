@@ -65,3 +65,36 @@ def test_gpu_hours_before_starting_from_the_model_zoo_anchor(tmp_path):
     table = gpu_hours_table(job.runs().values())
     assert len(table) == len(job.runs()) and set(table['does']) == {'train', 'evaluate'}
     assert table.attrs['total'] == pytest.approx(table['gpu_hours'].sum(), abs=0.2)
+
+
+def test_the_imagenet_weights_of_a_plan_are_listed_and_served_from_the_mirror(tmp_path, monkeypatch):
+    """The students' ImageNet weights as the official configs name them (torchvision://, open-mmlab://),
+    resolved without torchvision; a distiller's teacher given its checkpoint reads none; a mirror file is linked
+    where mmengine's own torchvision:// loader finds it, so it loads without a download."""
+    import torch
+    from mmengine.runner.checkpoint import CheckpointLoader
+    from kdlab.engine.reproduce import reproduction
+    from kdlab.zoo import detector_config
+    from kdlab.zoo.released import (backbone_weight_lines, backbone_weights, hub_checkpoints,
+                                    stage_backbone_weights)
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+    r50 = 'https://download.pytorch.org/models/resnet50-0676ba61.pth'
+    assert backbone_weights(detector_config('retinanet_r50', 'full').model) == [('torchvision://resnet50', r50)]
+    assert backbone_weights(detector_config('fcos_r50', 'full').model)[0][0] == 'open-mmlab://detectron/resnet50_caffe'
+
+    job = reproduction('pkd', ['abstract'], 'full')
+    lines = '\n'.join(backbone_weight_lines(job.runs().values()))
+    assert f'to fetch: torchvision://resnet50 = {r50}' in lines
+    assert 'swin_small' not in lines                   # the released Swin teacher's checkpoint replaces its init
+    distilled = next(r for r in job.runs().values() if r.role == 'distilled')
+    assert [u for _, u in backbone_weights(distilled.cfg.model)] == [r50]
+
+    mirror = tmp_path / 'mirror'
+    mirror.mkdir()
+    torch.save({'conv1.weight': torch.full((2, 2), 7.0)}, mirror / 'resnet50-0676ba61.pth')
+    monkeypatch.setenv('KDLAB_CHECKPOINTS', str(mirror))
+    made = stage_backbone_weights(detector_config('retinanet_r50', 'full').model)
+    assert made == [hub_checkpoints() / 'resnet50-0676ba61.pth']
+    loaded = CheckpointLoader.load_checkpoint('torchvision://resnet50', map_location='cpu')
+    assert float(loaded['conv1.weight'][0, 0]) == 7.0                 # the mirror's file, no download
+    assert 'to fetch: torchvision://resnet50' not in '\n'.join(backbone_weight_lines(job.runs().values()))

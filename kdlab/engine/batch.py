@@ -254,6 +254,10 @@ def main(args) -> int:
         for line in released_lines(job.runs().values()):
             print(line)
         if args.scale == 'full':
+            from kdlab.zoo.released import backbone_weight_lines
+            for line in backbone_weight_lines(job.runs().values()):
+                print(line)
+        if args.scale == 'full':
             hours = gpu_hours_table(job.runs().values())
             print('\nestimated V100-hours per run (kdlab.zoo.throughput: the model zoo\'s RetinaNet-R50 anchor, '
                   '0.205 s per iteration of 2 images, scaled by each config\'s inference time):')

@@ -274,6 +274,9 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
     if cfg.get('kdlab_released') and cfg.get('load_from'):
         from kdlab.zoo.released import local_or_url
         cfg.load_from = local_or_url(cfg.load_from)    # a released checkpoint from the local mirror, if it has it
+    from kdlab.zoo.released import checkpoint_dir, stage_backbone_weights
+    if checkpoint_dir() is not None:                   # the ImageNet weights too, where mmengine looks for them
+        stage_backbone_weights(cfg.model)
     if VALIDATE_EVERY_EPOCH and (cfg.get('train_cfg') or {}).get('type') == 'EpochBasedTrainLoop':
         cfg.train_cfg['val_interval'] = 1    # a learning curve: the weights do not change (LearningCurveHook)
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')

@@ -109,3 +109,93 @@ def local_or_url(url: str, directory: Optional[Path] = None) -> str:
             if local.is_file():
                 return str(local)
     return url
+
+
+# ----------------------------------------------------------------------------------- the ImageNet weights
+#: mmengine's schemes for the backbone weights the official configs name (``init_cfg=dict(type='Pretrained',
+#: checkpoint=...)``) and the tables that turn a name into its URL.
+_SCHEMES = {'torchvision://': 'get_torchvision_models', 'modelzoo://': 'get_torchvision_models',
+            'open-mmlab://': 'get_external_models', 'openmmlab://': 'get_external_models',
+            'mmcls://': 'get_mmcls_models'}
+
+
+def backbone_weights(model_cfg) -> List[Tuple[str, str]]:
+    """Every pretrained checkpoint a model config initialises from, as ``(as the config names it, URL)``: the
+    ImageNet weights of its backbone(s), mmengine's schemes resolved with mmengine's own tables (a name that is not
+    a URL and has no scheme, a local file, is left out; so is a distiller's teacher given its checkpoint)."""
+    from mmengine.runner import checkpoint as ckpt
+    found: List[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            init = node.get('init_cfg')
+            if isinstance(init, dict) and init.get('type') == 'Pretrained' and isinstance(init.get('checkpoint'), str):
+                found.append(init['checkpoint'])
+            for k, v in node.items():
+                # a distiller loads its teacher's checkpoint when it is built and marks the teacher initialised
+                # (mmrazor's SingleTeacherDistill): the teacher's own ImageNet weights are never read
+                if k in ('teacher', 'box_teacher') and node.get(f'{k}_ckpt'):
+                    continue
+                walk(v)
+        elif isinstance(node, (list, tuple)):
+            for v in node:
+                walk(v)
+    walk(model_cfg.to_dict() if hasattr(model_cfg, 'to_dict') else model_cfg)
+    out = []
+    for name in dict.fromkeys(found):
+        if name.startswith(('http://', 'https://')):
+            out.append((name, name))
+            continue
+        for prefix, table in _SCHEMES.items():
+            if name.startswith(prefix):
+                key = name[len(prefix):]
+                if table == 'get_external_models':
+                    key = ckpt.get_deprecated_model_names().get(key, key)
+                url = getattr(ckpt, table)().get(key)
+                if url and url.startswith(('http://', 'https://')):
+                    out.append((name, url))
+    return out
+
+
+def hub_checkpoints() -> Path:
+    """Where mmengine's downloads look first and keep what they fetch (torch hub's ``checkpoints`` folder:
+    ``$TORCH_HOME/hub/checkpoints``)."""
+    import torch
+    return Path(torch.hub.get_dir()) / 'checkpoints'
+
+
+def stage_backbone_weights(model_cfg, directory: Optional[Path] = None) -> List[Path]:
+    """Serve a config's ImageNet weights from the local mirror: each file the mirror holds (by the URL's file
+    name) and torch hub's folder lacks is linked there, where mmengine's loader finds it instead of downloading
+    (its schemes, and mmcls://'s key renaming, stay mmengine's). Returns the links made."""
+    made = []
+    for _, url in backbone_weights(model_cfg):
+        local = local_or_url(url, directory)
+        if local == url:
+            continue
+        target = hub_checkpoints() / url.rsplit('/', 1)[-1]
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(Path(local).resolve())
+            made.append(target)
+    return made
+
+
+def backbone_weight_lines(runs) -> List[str]:
+    """The ImageNet weights a plan's trained runs start from, and which of them neither torch hub's folder nor the
+    local mirror holds (to fetch before anything trains offline)."""
+    urls: Dict[str, str] = {}
+    for run in runs:
+        if run.cfg.get('kdlab_provided'):          # a released teacher: its own checkpoint replaces them
+            continue
+        for name, url in backbone_weights(run.cfg.model):
+            urls.setdefault(url, name)
+    fetch = [u for u in urls if local_or_url(u) == u and not (hub_checkpoints() / u.rsplit('/', 1)[-1]).is_file()]
+    if not urls:
+        return []
+    lines = [f'ImageNet weights the trained runs start from: {len(urls)} file(s), '
+             f'{len(urls) - len(fetch)} already here (torch hub: {hub_checkpoints()}, or the mirror)']
+    lines += [f'  to fetch: {urls[u]} = {u}' for u in fetch]
+    if fetch:
+        lines.append('  with no internet, put these files in the --checkpoint-dir folder too (served by file name)')
+    return lines
