@@ -19,7 +19,7 @@ COMMANDS = (
     'kdlab.methods.loss_scale',  # kdlab loss-scale — mini v2's loss-scale rule, measured per method and pair
     'kdlab.papers.cli',    # kdlab papers       — the registry of reported tables
     'kdlab.demo',          # kdlab demo         — teacher / baseline / PKD end to end (the main job)
-    'kdlab.engine.cli',    # kdlab train        — one mmengine config (mmdet or mmrazor) through kdlab
+    'kdlab.engine.cli',    # kdlab train, commit-weights — one config through kdlab; a run's weights committed
     'kdlab.engine.batch',  # kdlab reproduce    — a paper's tables re-run beside the reported ones (papermill)
     'kdlab.engine.leaderboard',  # kdlab leaderboard — every method on the same pairs, seeds as mean and spread
     'kdlab.engine.resume_check',  # kdlab resume-check — kill a run, resume it, compare with an uninterrupted one

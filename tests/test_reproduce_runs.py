@@ -260,3 +260,38 @@ def test_full_scale_plans_from_official_configs_with_released_teachers():
     runs = {r.role: r for r in job.runs().values()}
     assert runs['teacher'].cfg.load_from == url and runs['teacher'].cfg.model.backbone.depth == 101
     assert runs['distilled'].cfg.model.architecture.neck.out_channels == 256      # the official widths
+
+
+def test_committed_weights_spare_a_new_machine_the_teacher(smoke_data, tmp_path):
+    """A teacher's weights committed beside its record (fp16, sha256): on a machine without its checkpoint
+    (another work root) the student trains at once, from those weights, and the teacher gate passes; a
+    corrupted weights file stops with the fix."""
+    import shutil
+    from kdlab.engine.planner import execute_plan, plan_pair
+    from kdlab.errors import CheckpointError
+    plan = plan_pair('retinanet_r18', ['retinanet_r50'], 'pkd', 'smoke', teacher_schedule='1x')
+    teacher, student = plan.rows['teacher:retinanet_r50'], plan.rows['distilled']
+    here = RunStore(tmp_path / 'runs', tmp_path / 'work')
+    trained = execute_plan(plan, here, progress=False, only=[teacher])[teacher]
+    entry = here.commit_weights(teacher)
+    assert entry['bytes'] < 0.6 * os.path.getsize(trained['checkpoint'])     # no optimizer state, half precision
+    assert here.load(teacher)['checkpoint'] == trained['checkpoint']          # this machine keeps its own
+
+    shutil.copytree(tmp_path / 'runs', tmp_path / 'runs_clone')               # a clone on another machine,
+    (tmp_path / 'work').rename(tmp_path / 'work_elsewhere')                   # where the checkpoint is not
+    there = RunStore(tmp_path / 'runs_clone', tmp_path / 'work_there')
+    rec = there.load(teacher)
+    assert rec['checkpoint_source'] == 'committed fp16 weights' and os.path.isfile(rec['checkpoint'])
+    records = execute_plan(plan, there, progress=False, only=[plan.rows['baseline'], student])
+    assert not list(there.work_dir(teacher).glob('epoch_*.pth'))               # the teacher was not trained
+    gate = records[student]['checks']['teacher_gate']
+    assert gate['ok'] and gate['weights_equal'] and not gate['checkpoint_digest_matches']
+    assert gate['evaluated']         # fp16 weights are not the file the teacher's mAP was measured on: measured again
+    assert there.load(teacher)['started'] == trained['started']
+
+    weights = tmp_path / 'runs_clone' / teacher / 'weights-fp16.pth'
+    weights.write_bytes(weights.read_bytes()[:-10])
+    for f in there.work_dir(teacher).glob('committed-*.pth'):
+        f.unlink()
+    with pytest.raises(CheckpointError, match='(?s)do not match.*git checkout'):
+        there.load(teacher)

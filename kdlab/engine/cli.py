@@ -33,7 +33,22 @@ def run(args) -> int:
     return 0
 
 
+def commit_weights(args) -> int:
+    from kdlab.engine.store import RunStore
+    store = RunStore(args.store) if args.store else RunStore()
+    for key in args.keys:
+        entry = store.commit_weights(key)
+        print(f'{key}: {store.run_dir(key) / entry["file"]} ({entry["bytes"] / 1e6:.1f} MB, sha256 '
+              f'{entry["sha256"][:16]}...); commit it with its run.json')
+    return 0
+
+
 def register(sub) -> None:
+    c = sub.add_parser('commit-weights', help="write stored runs' weights beside their records (fp16), for other "
+                       'machines: a teacher they need is not trained again')
+    c.add_argument('keys', nargs='+', help='run keys (results/runs/<key>)')
+    c.add_argument('--store', default=None, help='run store (default: results/runs)')
+    c.set_defaults(func=commit_weights)
     p = sub.add_parser('train', help='train + evaluate + store one config (a zoo detector or an mm* config)')
     p.add_argument('config', help='zoo detector name (retinanet_r50), or a config path / mmrazor::... / mmdet::...')
     p.add_argument('--scale', default='mini', choices=('smoke', 'mini', 'full'))

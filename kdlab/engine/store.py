@@ -6,8 +6,15 @@ Layout (``results/runs`` by default, ``$KDLAB_RESULTS`` to move it)::
     <root>/<key>/run.json     name, status, metrics, checkpoint location, provenance
     <root>/<key>/train.log    mmengine's training log (copied when the run finishes)
 
+    <root>/<key>/weights-fp16.pth   the run's weights in half precision, where committed (:meth:`RunStore.commit_weights`)
+
 Checkpoints stay in the run's work directory (``$KDLAB_WORK``, default ``~/.cache/kdlab/work/<key>``),
-outside the repository; ``run.json`` records where.
+outside the repository; ``run.json`` records where. That directory stays on the machine that trained the run;
+a run whose weights a later run needs on another machine (a teacher, an earlier SAL stage, an analysis
+notebook's model) has them committed beside its record: a few MB in half precision, with their sha256 in
+``run.json``. Where the checkpoint is not on this machine, :meth:`RunStore.load` answers with those weights,
+written once as a full-precision checkpoint into the run's work directory (``committed-<sha8>.pth``), so the
+runs that need it start without training it again.
 """
 from __future__ import annotations
 
@@ -69,12 +76,20 @@ def file_digest(path: Optional[str]) -> Optional[str]:
     """The first 16 hex digits of the SHA-256 of a local file (None for a missing file or a URL)."""
     if not path or '://' in str(path) or not os.path.isfile(path):
         return None
+    return _sha256(Path(path))[:16]
+
+
+#: The file name of a run's committed half-precision weights, beside its ``run.json``.
+COMMITTED_WEIGHTS = 'weights-fp16.pth'
+
+
+def _sha256(path: Path) -> str:
     import hashlib
     h = hashlib.sha256()
     with open(path, 'rb') as f:
         for block in iter(lambda: f.read(1 << 20), b''):
             h.update(block)
-    return h.hexdigest()[:16]
+    return h.hexdigest()
 
 
 def checkpoint_present(record) -> bool:
@@ -122,12 +137,70 @@ class RunStore:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     def load(self, key: str) -> Optional[dict]:
-        """The record of run ``key`` if it finished, else None."""
+        """The record of run ``key`` if it finished, else None. Where its checkpoint is not on this machine and
+        its weights are committed, ``checkpoint`` is their full-precision copy here (``checkpoint_source`` says
+        so; the record on disk keeps the original path)."""
         path = self.run_dir(key) / 'run.json'
         if not path.is_file():
             return None
         record = json.loads(path.read_text())
-        return record if record.get('status') == 'finished' else None
+        if record.get('status') != 'finished':
+            return None
+        if record.get('committed_weights') and not checkpoint_present(record):
+            record['checkpoint'] = str(self._materialize(key, record['committed_weights']))
+            record['checkpoint_source'] = 'committed fp16 weights'
+        return record
+
+    def commit_weights(self, key: str) -> dict:
+        """Write run ``key``'s weights beside its record in half precision (``weights-fp16.pth``: the model's
+        state dict, floating tensors as float16, others as they are; no optimizer state) and record them in its
+        ``run.json`` as ``committed_weights`` (file, sha256, the digest of the checkpoint they came from).
+        Returns that entry."""
+        import torch
+        from mmengine.runner.checkpoint import _load_checkpoint
+        record = self.load(key)
+        if record is None:
+            raise KdlabError(f'run {key} is not stored', 'commit the weights of a finished run')
+        if record.get('checkpoint_source') or not checkpoint_present(record) or '://' in str(record['checkpoint']):
+            raise KdlabError(f'run {key} ({record.get("name")}): its checkpoint {record.get("checkpoint")} is not a '
+                             'file this machine trained', 'commit weights on the machine that trained the run')
+        ckpt = _load_checkpoint(record['checkpoint'], map_location='cpu')
+        state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
+        half = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
+        path = self.run_dir(key) / COMMITTED_WEIGHTS
+        tmp = path.with_suffix('.part')
+        torch.save({'state_dict': half, 'meta': {'kdlab_run': key, 'name': record.get('name'),
+                                                 'from_checkpoint_sha256': record.get('checkpoint_sha256')}}, tmp)
+        os.replace(tmp, path)
+        entry = {'file': COMMITTED_WEIGHTS, 'sha256': _sha256(path), 'dtype': 'float16',
+                 'from_checkpoint_sha256': record.get('checkpoint_sha256'), 'bytes': path.stat().st_size}
+        on_disk = json.loads((self.run_dir(key) / 'run.json').read_text())
+        on_disk['committed_weights'] = entry
+        atomic_write_text(self.run_dir(key) / 'run.json', json.dumps(on_disk, indent=2, sort_keys=True) + '\n')
+        return entry
+
+    def _materialize(self, key: str, entry: dict) -> Path:
+        """The committed weights of run ``key`` as a full-precision mmengine checkpoint in its work directory
+        (written once; their sha256 checked first)."""
+        import torch
+        out = self.work_dir(key) / f'committed-{entry["sha256"][:8]}.pth'
+        if out.is_file():
+            return out
+        src = self.run_dir(key) / entry['file']
+        if not src.is_file() or _sha256(src) != entry['sha256']:
+            from kdlab.errors import CheckpointError
+            raise CheckpointError(f'the committed weights of run {key} ({src}) are missing or do not match their '
+                                  f'sha256 {entry["sha256"][:16]}...',
+                                  'restore the file from git (git checkout -- <file>; git lfs pull where it is '
+                                  'stored with LFS) or train the run again (--overwrite)')
+        ckpt = torch.load(src, map_location='cpu', weights_only=True)
+        full = {k: (v.float() if v.is_floating_point() else v) for k, v in ckpt['state_dict'].items()}
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(f'.{os.getpid()}.part')
+        torch.save({'state_dict': full, 'meta': dict(ckpt.get('meta') or {}, committed_weights=entry['sha256'])},
+                   tmp)
+        os.replace(tmp, out)
+        return out
 
     def save(self, record: dict, config_text: str, log_path: Union[None, Path, Sequence[Path]] = None,
              overwrite: bool = False) -> Path:
