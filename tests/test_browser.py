@@ -45,6 +45,9 @@ def lab(tmp_path_factory):
             f'--LabApp.user_settings_dir={root / "settings"}']
     if hasattr(os, 'geteuid') and os.geteuid() == 0:
         args.append('--allow-root')
+    news = root / 'settings' / '@jupyterlab' / 'apputils-extension' / 'notification.jupyterlab-settings'
+    news.parent.mkdir(parents=True)
+    news.write_text('{"fetchNews": "false"}')          # no "get notified about Jupyter news?" toast over cells
     log = open(root / 'lab.log', 'w')
     server = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
@@ -75,12 +78,15 @@ def browser(lab):
 def _open_and_run_all(lab, browser, name: str, timeout_s: int):
     page = browser.new_page(viewport={'width': 1400, 'height': 1000})
     before = (lab['root'] / name).read_text()
-    page.goto(f"{lab['url']}/lab/tree/{name}?token={lab['token']}")
+    committed = (REPO / 'notebooks' / name).read_bytes()
+    # a workspace of its own, reset: only this notebook open, whatever an earlier test left in the layout
+    page.goto(f"{lab['url']}/lab/workspaces/{Path(name).stem}/tree/{name}?token={lab['token']}&reset")
     page.wait_for_function("() => { const k = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-KernelName');"
                            " return k && k.innerText.includes('kdlab'); }", timeout=90_000)
     page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=90_000)
     assert page.query_selector('.lm-TabBar-tab.jp-mod-current.jp-mod-dirty') is None   # opening changed nothing
     assert (lab['root'] / name).read_text() == before
+    page.locator('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell').first.click()        # the notebook has focus
     page.locator('.lm-MenuBar-itemLabel', has_text=re.compile(r'^Run$')).click()      # the menu bar's Run menu
     page.locator('.lm-Menu-itemLabel', has_text=re.compile(r'^Run All Cells$')).click()
     # the kernel goes busy, then idle with no cell waiting ([*]) and the last code cell numbered
@@ -101,6 +107,8 @@ def _open_and_run_all(lab, browser, name: str, timeout_s: int):
                              f"{lab['root'].parent / (name + '.png')})")
     outputs = [o.inner_text() for o in page.query_selector_all('.jp-OutputArea-output')]
     errors = [t for t in outputs if 'Traceback' in t or 'Error:' in t.split('\n')[0]]
+    page.screenshot(path=str(lab['root'].parent / f'{Path(name).stem}.png'), full_page=True)   # as a user sees it
+    assert (REPO / 'notebooks' / name).read_bytes() == committed                       # the committed file untouched
     return page, outputs, errors
 
 
@@ -112,19 +120,22 @@ def test_papers_overview_runs_all_in_jupyterlab(lab, browser):
 
 
 def test_a_reproduce_notebook_runs_all_without_training(lab, browser):
-    """reproduce_pkd with its defaults (train=False) on an empty run store: it says what is not stored and
-    trains nothing, then shows every table (pending rows) with its conclusion check."""
+    """reproduce_pkd with its defaults (train=False) on the committed run store: nothing is trained, every table
+    shows the stored runs' numbers beside the paper's, with its conclusion check."""
     from kdlab.notebooks import canonical
     path = lab['root'] / 'reproduce_pkd.ipynb'
     exports = lab['root'].parent / 'exports'
-    text = path.read_text().replace('export_dir = None', f'export_dir = {str(exports)!r}')
-    path.write_text(canonical(text))                     # the tables are written here, not into results/pkd
-    page, outputs, errors = _open_and_run_all(lab, browser, 'reproduce_pkd.ipynb', timeout_s=240)
+    text = (path.read_text().replace('export_dir = None', f'export_dir = {str(exports)!r}')   # not results/pkd
+            .replace('results_dir = None', f"results_dir = {str(REPO / 'results' / 'runs')!r}"))
+    path.write_text(canonical(text))
+    stored = sorted((REPO / 'results' / 'runs').iterdir())
+    page, outputs, errors = _open_and_run_all(lab, browser, 'reproduce_pkd.ipynb', timeout_s=300)
     assert not errors, errors[:2]
     joined = '\n'.join(outputs)
-    assert 'not stored' in joined and 'train = True' in joined           # what Run All would train, not trained
-    assert 'pending' in joined and 'verdict' in joined.lower()           # the tables and their conclusion check
-    assert not list((lab['root'].parent / 'cache' / 'work').glob('*/last_checkpoint'))    # nothing trained
+    assert 'gain' in joined and 'verdict' in joined.lower()               # the tables and their conclusion check
+    assert re.search(r'RetinaNet-R50.*\d+\.\d', joined)                  # stored numbers, not only pending rows
+    assert sorted((REPO / 'results' / 'runs').iterdir()) == stored          # nothing trained into the store
+    assert not list((lab['root'].parent / 'cache' / 'work').glob('*/last_checkpoint'))
     assert sorted(p.suffix for p in exports.iterdir()) and all(p.stat().st_size for p in exports.iterdir())
     page.close()
 
