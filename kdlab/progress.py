@@ -11,8 +11,11 @@ WATCHED_S, LOGGED_S = 0.1, 60.0
 
 
 def watched() -> bool:
-    """Whether bars are seen as they are drawn: stderr is a terminal, or this is a Jupyter kernel."""
-    return 'ipykernel' in sys.modules or bool(getattr(sys.stderr, 'isatty', lambda: False)())
+    """Whether bars are seen as they are drawn: stderr is a terminal, or tqdm.auto draws in a notebook (its own
+    test: a Jupyter kernel's IPython)."""
+    from tqdm.auto import tqdm
+    from tqdm.notebook import tqdm as notebook_tqdm
+    return issubclass(tqdm, notebook_tqdm) or bool(getattr(sys.stderr, 'isatty', lambda: False)())
 
 
 def progress_bar(*args, **kwargs):

@@ -4,15 +4,23 @@ from __future__ import annotations
 import io
 import sys
 
+import pytest
+
 from kdlab import progress
 
 
-def test_a_bar_written_to_a_file_redraws_once_a_minute(monkeypatch):
-    log = io.StringIO()
-    monkeypatch.setattr(sys, 'stderr', log)
-    monkeypatch.delitem(sys.modules, 'ipykernel', raising=False)
+@pytest.fixture
+def text_bars(monkeypatch):
+    """tqdm.auto as in a terminal, whatever an earlier test in this process made of it (IPython imported)."""
+    import tqdm.auto
+    import tqdm.std
+    monkeypatch.setattr(tqdm.auto, 'tqdm', tqdm.std.tqdm)
+
+
+def test_a_bar_written_to_a_file_redraws_once_a_minute(monkeypatch, text_bars):
+    monkeypatch.setattr(sys, 'stderr', io.StringIO())
     assert not progress.watched()
-    assert _redraws(log) <= 12                     # 600 iterations of one second: once a minute
+    assert _redraws(io.StringIO()) <= 12           # 600 iterations of one second: once a minute
 
 
 def _redraws(stream) -> int:
@@ -27,7 +35,7 @@ def _redraws(stream) -> int:
     return stream.getvalue().count('\r')
 
 
-def test_a_watched_bar_redraws_often(monkeypatch):
+def test_a_watched_bar_redraws_often(monkeypatch, text_bars):
     class Terminal(io.StringIO):
         def isatty(self):
             return True

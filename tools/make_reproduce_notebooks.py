@@ -94,7 +94,7 @@ else:
 for table in job.tables:
     frame = job.compare(table)
     display(report.styled(frame))
-    display(conclusions.conclusion_check(frame))    # does this scale reach the paper's conclusion?
+    display(conclusions.styled(conclusions.conclusion_check(frame)))   # does this scale reach the paper's conclusion?
     if formats:
         for path in report.export(frame, export_dir, formats=formats):
             print('wrote', path)

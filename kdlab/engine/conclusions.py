@@ -74,6 +74,19 @@ def _check(rows, paper: str, table: str, block: str) -> dict:
     return out
 
 
+def styled(check):
+    """A conclusion check as a notebook shows it: numbers rounded, no index, the verdict whole and wrapped
+    (pandas' plain display cuts long text with an ellipsis)."""
+    try:
+        return (check.style.format({'median ratio': '{:.2f}', 'rho': '{:.2f}', 'p': '{:.3f}', 'gain sd': '{:.2f}'},
+                                   na_rep='')
+                .set_properties(subset=['verdict'], **{'white-space': 'normal', 'text-align': 'left',
+                                                       'min-width': '28em'})
+                .hide(axis='index'))
+    except ImportError:              # pandas' Styler needs jinja2
+        return check
+
+
 def conclusion_check(frame, *, paper: Optional[str] = None, table: Optional[str] = None):
     """One row per teacher-student block of a comparison and one for the whole table (``block == 'all'``)."""
     import pandas as pd

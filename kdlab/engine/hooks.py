@@ -16,7 +16,7 @@ class ProgressBarHook(Hook):
     def before_train(self, runner) -> None:
         from kdlab.progress import progress_bar
         self._bar = progress_bar(total=runner.max_iters, initial=runner.iter, desc=self.desc, unit='it',
-                         dynamic_ncols=True, leave=False)
+                                 dynamic_ncols=True, leave=False)
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         if self._bar is not None:
@@ -34,7 +34,7 @@ class ProgressBarHook(Hook):
     def before_test(self, runner) -> None:
         from kdlab.progress import progress_bar
         self._bar = progress_bar(total=len(runner.test_dataloader), desc=f'{self.desc} eval', unit='batch',
-                         dynamic_ncols=True, leave=False)
+                                 dynamic_ncols=True, leave=False)
 
     def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         if self._bar is not None:
