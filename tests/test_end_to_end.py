@@ -191,3 +191,24 @@ def test_official_config_with_a_url_teacher_says_what_to_do():
     official = load_config('mmrazor::distill/mmdet/pkd/pkd_fpn_retina_x101_retina_r50_2x_coco.py')
     with pytest.raises(CheckpointError, match='--teacher-ckpt'):
         adapt_official(official, 'smoke')
+
+
+def test_the_demo_trains_the_student_again_and_reproduces_its_record(demo_rows, tmp_path, monkeypatch):
+    """kdlab demo's fourth row: the stored distilled run trained again here, into a scratch store; on the CPU,
+    from the same teacher checkpoint, the same computation: the stored mAP, the stored record untouched."""
+    from kdlab import demo
+    store, rows = demo_rows
+    monkeypatch.setenv('KDLAB_WORK', str(tmp_path / 'work'))          # the scratch store lives beside it
+    before = (store.run_dir(rows[2]['key']) / 'run.json').read_text()
+    again = demo.run('smoke', store=store, progress=False, again=True)
+    assert [r['role'] for r in again] == ['teacher', 'baseline', 'pkd', 'pkd here']
+    here = again[3]
+    assert here['key'] == rows[2]['key'] and here['mAP'] == rows[2]['mAP'] and here['AP50'] == rows[2]['AP50']
+    assert 'its checkpoint' in here['note']
+    assert (store.run_dir(rows[2]['key']) / 'run.json').read_text() == before
+    scratch = RunStore(tmp_path / 'demo' / 'runs', tmp_path / 'demo' / 'work')
+    assert scratch.load(here['key'])['checks']['teacher_gate']['ok']
+    import torch
+    a = torch.load(store.load(here['key'])['checkpoint'], map_location='cpu', weights_only=False)['state_dict']
+    b = torch.load(scratch.load(here['key'])['checkpoint'], map_location='cpu', weights_only=False)['state_dict']
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)    # weight for weight
