@@ -74,3 +74,19 @@ def test_a_plan_shows_one_bar_of_its_runs(tmp_path, capsys, monkeypatch):
     execute_plan(plan, other, progress=True, device='cpu', workers=2)
     captured = capsys.readouterr()
     assert '3/3' in captured.err and captured.out.count('stored, mAP 1.0') == 3
+
+
+def test_a_runs_bar_with_its_loss_redraws_no_more_often(monkeypatch, text_bars):
+    """The training bar's loss postfix waits for the bar's next redraw instead of forcing one per iteration
+    (which wrote every iteration into a log file)."""
+    import torch
+    from kdlab.engine.hooks import ProgressBarHook
+    log = io.StringIO()
+    monkeypatch.setattr(sys, 'stderr', log)
+    runner = type('Runner', (), {'max_iters': 600, 'iter': 0, 'epoch': 0})()
+    hook = ProgressBarHook('train')
+    hook.before_train(runner)
+    for _ in range(600):
+        hook.after_train_iter(runner, 0, outputs={'loss': torch.tensor(1.5, requires_grad=True)})
+    hook.after_train(runner)
+    assert log.getvalue().count('\r') <= 4                 # drawn at start and close (60 s between redraws)

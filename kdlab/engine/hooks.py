@@ -20,11 +20,11 @@ class ProgressBarHook(Hook):
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         if self._bar is not None:
-            self._bar.update(1)
-            if outputs and 'loss' in outputs:
+            if outputs and 'loss' in outputs:      # shown at the next redraw (kdlab.progress: how often)
                 loss = outputs['loss']
                 loss = loss.detach() if hasattr(loss, 'detach') else loss   # a float, not a graph node
-                self._bar.set_postfix(loss=f'{float(loss):.3f}', epoch=runner.epoch + 1)
+                self._bar.set_postfix(loss=f'{float(loss):.3f}', epoch=runner.epoch + 1, refresh=False)
+            self._bar.update(1)
 
     def after_train(self, runner) -> None:
         if self._bar is not None:
