@@ -30,24 +30,33 @@ def run(scale: str = 'mini', *, store: Optional[RunStore] = None, progress: bool
     teacher, student, method = opts.pop('teacher'), opts.pop('student'), opts.pop('method')
     store = store or RunStore()
     plan = plan_pair(student, [teacher], method, scale, seed=seed, data_root=data_root, **opts)
+    from kdlab.engine.store import checkpoint_present
     if progress:
         for r in plan.ordered():
-            state = 'stored, reused' if store.load(r.key) else 'to train'
+            rec = store.load(r.key)
+            state = 'to train' if rec is None else 'stored, reused'
+            if rec is not None and again and r.key in plan.runs[plan.rows['distilled']].needs \
+                    and not checkpoint_present(rec):
+                state = 'stored; its checkpoint is not on this machine: trained again first'
             print(f'[{r.role}] {r.name}: {state}', flush=True)
     records = execute_plan(plan, store, progress=progress)
+    here = None
+    if again:
+        key = plan.rows['distilled']
+        if progress:
+            print(f'[{method}] {plan.runs[key].name}: trained again here, beside its stored record', flush=True)
+        here = train_again(plan, key, store, progress=progress)
+        records = {k: store.load(k) or v for k, v in records.items()}      # a teacher trained again meanwhile
     rows = []
     for role, ref in (('teacher', f'teacher:{teacher}'), ('baseline', 'baseline'), (method, 'distilled')):
         rec = records[plan.rows[ref]]
         rows.append({'role': role, 'model': plan.runs[rec['key']].name, **rec['metrics'], 'key': rec['key'],
                      'wall_time_s': rec['wall_time_s'], 'note': rebuilt_note(store.rebuilt_inputs(rec))})
-    if again:
-        key = plan.rows['distilled']
-        if progress:
-            print(f'[{method}] {plan.runs[key].name}: trained again here, beside its stored record', flush=True)
-        rec = train_again(plan, key, store, progress=progress)
-        rows.append({'role': f'{method} here', 'model': plan.runs[key].name, **rec['metrics'], 'key': rec['key'],
-                     'wall_time_s': rec['wall_time_s'], 'note': 'trained again on this machine (not stored in '
-                     f'{store.root}); from {rec.get("teacher_source")}'})
+    if here is not None:
+        rows.append({'role': f'{method} here', 'model': plan.runs[here['key']].name, **here['metrics'],
+                     'key': here['key'], 'wall_time_s': here['wall_time_s'],
+                     'note': f'trained again on this machine (not stored in {store.root}); its teacher from '
+                             f'{here.get("teacher_source")}'})
     return rows
 
 
