@@ -54,7 +54,7 @@ def _fake_training(store):
     return train
 
 
-def test_a_plan_shows_one_bar_of_its_runs(tmp_path, capsys, monkeypatch):
+def test_a_plan_shows_one_bar_of_its_runs(tmp_path, capsys, monkeypatch, text_bars):
     """Training a plan shows runs k of N (stored runs not counted), sequentially and with two workers."""
     from kdlab.engine import launch, planner, runner
     from kdlab.engine.planner import execute_plan, plan_pair
