@@ -64,3 +64,27 @@ def test_only_the_pkg_resources_notice_is_silenced():
         warnings.warn('pkg_resources is deprecated as an API. See https://setuptools.pypa.io', UserWarning)
         warnings.warn('something else a user should see', UserWarning)
     assert [str(w.message) for w in seen] == ['something else a user should see']
+
+
+def test_a_config_is_formatted_once_and_its_text_follows_its_content(monkeypatch):
+    """Fix 7: repeated reads of pretty_text format once; the text is mmengine's; a changed config is formatted
+    again (a stale text would store a config that is not the run's)."""
+    import yapf.yapflib.yapf_api as yapf_api
+    from mmengine.config import Config
+    from kdlab.zoo import detector_config
+    import mmengine.config.config as config_module
+    calls = []
+    original = yapf_api.FormatCode
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(config_module, 'FormatCode', counting)
+    cfg = detector_config('retinanet_r18', 'smoke')
+    cfg.kdlab_probe = 'a unique value 1'
+    first = cfg.pretty_text
+    assert [cfg.pretty_text for _ in range(5)] == [first] * 5 and len(calls) == 1
+    cfg.kdlab_probe = 'a unique value 2'
+    second = cfg.pretty_text
+    assert len(calls) == 2 and "kdlab_probe = 'a unique value 2'" in second and second != first
+    assert second == Config.pretty_text.fget.__wrapped__(cfg)          # mmengine's text, formatted afresh
