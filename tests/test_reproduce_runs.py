@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from kdlab import papers
-from kdlab.engine.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'tools'))
