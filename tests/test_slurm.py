@@ -6,21 +6,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 
 import pytest
 
+from kdlab.engine.launch import _free_port
 from kdlab.engine.store import RunStore
 
 SLURM = all(shutil.which(c) for c in ('slurmctld', 'slurmd', 'sbatch', 'squeue', 'scontrol'))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope='module')
