@@ -27,6 +27,7 @@ bench: setup  ## every benchmark (one: .venv/bin/python -m benchmarks NAME)
 	$(PY) -m benchmarks train_step
 	$(PY) -m benchmarks registry_runs
 	$(PY) -m benchmarks mmcv_ops
+	$(PY) -m benchmarks smoke_runs
 
 doctor: setup
 	$(PY) -m kdlab.cli doctor

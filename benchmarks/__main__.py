@@ -1,8 +1,8 @@
-"""``python -m benchmarks [feature_losses|train_step|registry_runs|mmcv_ops|throughput] [options]``: dispatch to a benchmark
+"""``python -m benchmarks [feature_losses|train_step|registry_runs|mmcv_ops|throughput|smoke_runs] [options]``: dispatch to a benchmark
 module's ``main`` (no name: ``feature_losses``)."""
 import sys
 
-BENCHMARKS = ('feature_losses', 'train_step', 'registry_runs', 'mmcv_ops', 'throughput')
+BENCHMARKS = ('feature_losses', 'train_step', 'registry_runs', 'mmcv_ops', 'throughput', 'smoke_runs')
 
 
 def main(argv=None) -> int:
@@ -26,6 +26,9 @@ def main(argv=None) -> int:
     if name == 'throughput':
         from benchmarks import throughput
         return throughput.main(argv)
+    if name == 'smoke_runs':
+        from benchmarks import smoke_runs
+        return smoke_runs.main(argv)
     return 2  # pragma: no cover
 
 

@@ -46,6 +46,12 @@ Each fix is narrow and says why it exists:
    kdlab's stored copy): 4.5 s of a 6.3 s smoke-scale run, measured. kdlab keeps the text of the last configs
    it formatted, keyed by the config's content (``repr(cfg.to_dict())``, which is what the text is made from,
    and the format switch); a changed config is a new key, so the text is always the config's own.
+8. **A full garbage collection per dataset**: mmengine's ``BaseDataset`` serialises its annotations and then calls
+   ``gc.collect()`` to free the list it pickled. A full collection walks every object the process tracks, which
+   after importing torch, mmdet and mmrazor is 0.2-0.4 s, three datasets per run: a fifth of a smoke-scale run,
+   measured. The freed list holds plain dicts of numbers and strings, which reference counting frees at once
+   (a collection only finds reference cycles), so kdlab makes that one call a no-op in that module only; the
+   interpreter's own automatic collection is unchanged.
 """
 from __future__ import annotations
 
@@ -193,6 +199,24 @@ def _remember_pretty_texts() -> None:
     Config.pretty_text = property(pretty_text)
 
 
+class _NoFullCollection(types.SimpleNamespace):
+    """``gc`` as mmengine's dataset module sees it (fix 8): ``collect()`` does nothing, the rest is :mod:`gc`."""
+
+    def __getattr__(self, name):
+        import gc
+        return getattr(gc, name)
+
+    @staticmethod
+    def collect(generation: int = 2) -> int:
+        return 0
+
+
+def _skip_full_collection_per_dataset() -> None:
+    from mmengine.dataset import base_dataset
+    if not isinstance(base_dataset.gc, _NoFullCollection):
+        base_dataset.gc = _NoFullCollection()
+
+
 def _allow_cpu_distributed() -> None:
     import torch
     from mmengine.dist import utils as dist_utils
@@ -252,6 +276,7 @@ def apply() -> None:
         _allow_cpu_distributed()
         _torchvision_names_without_torchvision()
         _remember_pretty_texts()
+        _skip_full_collection_per_dataset()
     except ImportError:  # mmengine not installed: `kdlab doctor` reports it
         pass
     _applied = True

@@ -76,18 +76,11 @@ def train_again(plan, key: str, store: RunStore, *, progress: bool = True) -> di
     # its config with the teacher's checkpoint filled in; a teacher stored without its checkpoint here (nor
     # committed weights) is trained again first, as for any run that needs it
     cfg, extra = _prepare(plan, run, store, {}, progress=progress)
-    sources = []
-    for need in run.needs:                   # the records the teacher gate reads, with their committed weights
-        rec = store.load(need)
-        sources.append(rec.get('checkpoint_source') or 'its checkpoint')
-        target = scratch.run_dir(need)
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.copytree(store.run_dir(need), target, ignore=shutil.ignore_patterns('train.log', 'config.py'))
+    sources = [store.load(need).get('checkpoint_source') or 'its checkpoint' for need in run.needs]
     if scratch.work_dir(key).exists():
         shutil.rmtree(scratch.work_dir(key))  # from the start, not resumed
     record = execute(cfg, name=run.name, store=scratch, progress=progress, key=key, overwrite=True, resume=False,
-                     extra=extra)
+                     extra=extra, inputs=store)       # the teacher gate reads the teacher's record where it is
     return dict(record, teacher_source=', '.join(sorted(set(sources))) or 'no teacher')
 
 

@@ -1,6 +1,7 @@
 """The engine benchmarks: ``registry_runs`` prints the planner's own counts; ``train_step`` times a real
 distillation step against the student's and reports a method that cannot build instead of failing."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +105,30 @@ def test_throughput_times_the_student_and_each_method_on_this_device(capsys, tmp
     assert code == 0 and [r['what'] for r in rows][0] == 'retinanet_r50' and len(rows) == 3
     assert all(r['images_per_s'] > 0 and r['peak_mib'] > 0 and r['device'] == 'cpu' for r in rows)
     assert rows[1]['x student'] > 0 and 'retinanet_r50 <- retinanet_x101 [icd]' in capsys.readouterr().out
+
+
+def test_smoke_runs_undoes_each_saving_it_times():
+    """The smoke_runs benchmark's 'undone' variant is mmengine's and the mini scale's behaviour (in a process of
+    its own: undoing patches modules)."""
+    import subprocess
+    import sys
+    code = '''
+import gc
+from benchmarks.smoke_runs import undo, SAVINGS
+import kdlab
+from kdlab.engine import checkpoints, runner, store
+from kdlab.zoo import detector_config
+from mmengine.dataset import base_dataset
+assert base_dataset.gc is not gc and not runner.FORMAT_RUN_CONFIG
+assert detector_config('mask_rcnn_r50', 'smoke').model.test_cfg.rcnn.max_per_img == 20
+undo(list(SAVINGS))
+assert base_dataset.gc is gc and runner.FORMAT_RUN_CONFIG
+m = detector_config('mask_rcnn_r50', 'smoke').model
+assert m.test_cfg.rcnn.max_per_img == 100 and m.train_cfg.rcnn.sampler.num == 128
+checkpoints._PASSED.add('x'); store._DIGESTS['y'] = 'z'
+assert 'x' not in checkpoints._PASSED and 'y' not in store._DIGESTS
+print('ok')
+'''
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         cwd=str(Path(__file__).resolve().parents[1]))
+    assert out.returncode == 0 and out.stdout.strip().endswith('ok'), out.stderr[-2000:]

@@ -88,3 +88,18 @@ def test_a_config_is_formatted_once_and_its_text_follows_its_content(monkeypatch
     second = cfg.pretty_text
     assert len(calls) == 2 and "kdlab_probe = 'a unique value 2'" in second and second != first
     assert second == Config.pretty_text.fget.__wrapped__(cfg)          # mmengine's text, formatted afresh
+
+
+def test_a_dataset_skips_the_full_collection_and_frees_its_annotations(smoke_data):
+    """Fix 8: mmengine's dataset module sees a ``gc`` whose ``collect`` does nothing (the rest is :mod:`gc`), the
+    interpreter's collection is untouched, and a dataset still serialises its annotations as before."""
+    import gc
+    from mmengine.dataset import base_dataset
+    from mmdet.datasets import CocoDataset
+    assert base_dataset.gc.collect() == 0 and base_dataset.gc.isenabled() == gc.isenabled()
+    assert gc.collect is not base_dataset.gc.collect and gc.isenabled()
+    root = str(smoke_data) + '/'
+    ds = CocoDataset(data_root=root, ann_file='annotations/instances_val.json', data_prefix=dict(img='val/'),
+                     pipeline=[], test_mode=True)
+    assert len(ds) > 0 and ds.data_list == [] and ds.serialize_data       # the list freed, the bytes kept
+    assert ds.get_data_info(0)['img_path'].startswith(root)

@@ -160,6 +160,29 @@ def test_teacher_checkpoint_that_does_not_match_its_config(demo_rows):
         check_checkpoint(wrong, '/nonexistent/teacher.pth')
 
 
+def test_a_checked_checkpoint_is_checked_again_once_its_file_changes(demo_rows, tmp_path, monkeypatch):
+    """check_checkpoint remembers a file that passed for a config (a table's teacher serves many students), by
+    the file's identity: a copy cut in place afterwards is read again and refused."""
+    import shutil
+    from kdlab.engine import checkpoints
+    from kdlab.zoo import detector_config
+    store, rows = demo_rows
+    copy = tmp_path / 'teacher.pth'
+    shutil.copy(store.load(rows[1]['key'])['checkpoint'], copy)
+    model = detector_config('retinanet_r50', 'smoke').model.to_dict()
+    reads = []
+    monkeypatch.setattr(checkpoints, '_check', lambda *a, _real=checkpoints._check, **k: (reads.append(1),
+                                                                                         _real(*a, **k)))
+    checkpoints.check_checkpoint(model, str(copy))
+    checkpoints.check_checkpoint(model, str(copy))
+    assert len(reads) == 1
+    data = copy.read_bytes()
+    copy.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match='truncated or corrupted'):
+        checkpoints.check_checkpoint(model, str(copy))
+    assert len(reads) == 2
+
+
 def test_official_mmrazor_pkd_retinanet_config_runs_through_kdlab(demo_rows, tmp_path):
     """mmrazor's own PKD RetinaNet X101 -> R50 config: only data and widths changed, a few iterations."""
     from mmengine.config import Config

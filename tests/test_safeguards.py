@@ -83,6 +83,19 @@ def test_a_truncated_or_foreign_checkpoint_is_refused_naming_the_fix(tmp_path):
         check_checkpoint(dict(type='RetinaNet'), str(junk))
 
 
+def test_a_file_digest_is_remembered_until_the_file_changes(tmp_path):
+    import hashlib
+    import os
+    from kdlab.engine import store
+    path = tmp_path / 'teacher.pth'
+    path.write_bytes(b'a' * 4096)
+    first = store.file_digest(str(path))
+    assert first == hashlib.sha256(b'a' * 4096).hexdigest()[:16] and store.file_digest(str(path)) == first
+    path.write_bytes(b'b' * 4096)                                   # same size, rewritten in place
+    os.utime(path, ns=(1, 1))                                       # a new modification time, whatever the clock
+    assert store.file_digest(str(path)) == hashlib.sha256(b'b' * 4096).hexdigest()[:16]
+
+
 @pytest.fixture
 def coco_copy(smoke_data, tmp_path):
     import shutil
@@ -122,7 +135,7 @@ def test_a_full_disk_while_a_checkpoint_is_written_leaves_the_previous_one_usabl
     import errno
     import torch
     import mmengine.runner.runner as mm_runner
-    from kdlab.engine.runner import execute
+    from kdlab.engine.runner import execute, run_key
     from kdlab.errors import CheckpointWriteError
     store = RunStore(tmp_path / 'runs', tmp_path / 'work')
     cfg = _smoke(smoke_data, lr=1e-3, epochs=2)
@@ -139,7 +152,7 @@ def test_a_full_disk_while_a_checkpoint_is_written_leaves_the_previous_one_usabl
     monkeypatch.setattr(mm_runner, 'save_checkpoint', full_disk)
     with pytest.raises(CheckpointWriteError, match='No space left on device') as err:
         execute(cfg, name='full-disk', store=store, progress=False)
-    work = next((tmp_path / 'work').iterdir())
+    work = store.work_dir(run_key(cfg))                    # beside it: the store's lock files
     assert 'epoch_1.pth' in err.value.fix and 'intact' in err.value.fix
     assert (work / 'last_checkpoint').read_text().strip().endswith('epoch_1.pth')
     assert sorted(p.name for p in work.glob('epoch_*')) == ['epoch_1.pth']          # no partial file left

@@ -19,7 +19,7 @@ def test_torchrun_two_cpu_processes_train_and_store_once(smoke_data, tmp_path):
         assert rec['provenance']['world_size'] == 2 and rec['provenance']['device'] == 'cpu'
         assert os.path.isfile(rec['checkpoint'])
     text = (store.run_dir(plan.rows['distilled']) / 'config.py').read_text()
-    assert "backend='gloo'" in text and "launcher = 'pytorch'" in text
+    assert "backend='gloo'" in text and "launcher='pytorch'" in text
 
 
 def test_two_workers_train_a_plan_in_order_with_the_results_of_one(smoke_data, tmp_path):

@@ -79,3 +79,14 @@ def test_mini_two_stage_detectors_sample_a_mini_roi_budget():
     full = detector_config('faster_rcnn_r50', 'full').model          # the official budget at full scale
     assert full.train_cfg.rcnn.sampler.num == 512 and full.train_cfg.rpn_proposal.max_per_img == 1000
     assert 'rpn_proposal' not in detector_config('retinanet_r50', 'mini').model.train_cfg
+
+
+def test_smoke_detectors_keep_a_smaller_budget_and_mini_keeps_the_official_detections():
+    from kdlab.zoo import SMOKE_DETECTIONS_PER_IMAGE, SMOKE_PROPOSALS_PER_IMAGE, SMOKE_ROIS_PER_IMAGE
+    model = detector_config('cascade_mask_rcnn_x101', 'smoke').model
+    assert [s.sampler.num for s in model.train_cfg.rcnn] == [SMOKE_ROIS_PER_IMAGE] * 3
+    assert model.train_cfg.rpn_proposal.max_per_img == model.test_cfg.rpn.max_per_img == SMOKE_PROPOSALS_PER_IMAGE
+    assert model.test_cfg.rcnn.max_per_img == SMOKE_DETECTIONS_PER_IMAGE
+    assert detector_config('gfl_r50', 'smoke').model.test_cfg.max_per_img == SMOKE_DETECTIONS_PER_IMAGE
+    assert detector_config('gfl_r50', 'mini').model.test_cfg.max_per_img == 100
+    assert detector_config('mask_rcnn_r50', 'mini').model.test_cfg.rcnn.max_per_img == 100

@@ -119,7 +119,7 @@ def _run_groups(paper, tables, scale, params, groups, one, jobs, progress) -> Li
 def _watch_runs(paper: str, tables: List[str], scale: str, params: dict, stop: threading.Event,
                 interval: float = 5.0) -> None:
     """A progress bar over the runs the notebooks will train, read from the run store while they work."""
-    from kdlab.progress import progress_bar
+    from kdlab.engine.planner import runs_bar
     from kdlab.engine.reproduce import reproduction
     from kdlab.engine.store import RunStore
     try:
@@ -132,7 +132,7 @@ def _watch_runs(paper: str, tables: List[str], scale: str, params: dict, stop: t
     from kdlab.engine.store import checkpoint_present
     keys = [r.key for r in job.pending()]
     rebuild = [r.key for r in job.to_rebuild()]        # stored, but their checkpoint is trained again first
-    bar = progress_bar(total=len(keys) + len(rebuild), desc=f'{paper} {" ".join(tables)} ({scale}): runs', unit='run')
+    bar = runs_bar(len(keys) + len(rebuild), desc=f'{paper} {" ".join(tables)} ({scale}): runs')
     runs = job.runs()
     while True:
         stopped = stop.wait(interval)

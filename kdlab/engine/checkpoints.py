@@ -6,22 +6,41 @@ from typing import List
 
 from kdlab.errors import CheckpointError
 
+#: Checkpoints that passed :func:`check_checkpoint` in this process, by (file identity, model config): a table's
+#: teacher serves many students, and one check loads the whole file and builds the model (0.3-0.5 s at smoke
+#: scale). The file's identity is its path, inode, size and modification time, so a file replaced, cut or
+#: rewritten since is checked again.
+_PASSED: set = set()
+
+
+def _identity(path: str, model_cfg: dict, scope: str) -> tuple:
+    st = os.stat(path)
+    return (os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns, repr(dict(model_cfg)), scope)
+
 
 def check_checkpoint(model_cfg: dict, path: str, *, what: str = 'checkpoint', scope: str = 'mmdet') -> None:
     """Raise :class:`CheckpointError` naming the mismatch if ``path`` cannot initialise ``model_cfg``.
 
     Every parameter and buffer of the model must be in the checkpoint with the same shape (extra keys
-    in the checkpoint are allowed, as mmengine allows them).
+    in the checkpoint are allowed, as mmengine allows them). A file that passed for the same config in this
+    process, unchanged since (:data:`_PASSED`), is not read again.
     """
-    import torch
-    from mmengine.registry import DefaultScope, MODELS
-    from mmengine.runner.checkpoint import _load_checkpoint
     if path and '://' in str(path):
         return      # a URL: mmengine fetches it when the run starts; checked then, not downloaded twice
 
     if not path or not os.path.isfile(path):
         raise CheckpointError(f'{what} {path!r} does not exist',
                               'train it first (kdlab trains teachers on demand) or pass the right path')
+    identity = _identity(path, model_cfg, scope)
+    if identity in _PASSED:
+        return
+    _check(model_cfg, path, what=what, scope=scope)
+    _PASSED.add(identity)
+
+
+def _check(model_cfg: dict, path: str, *, what: str, scope: str) -> None:
+    import torch
+    from mmengine.runner.checkpoint import _load_checkpoint
     try:
         ckpt = _load_checkpoint(path, map_location='cpu')
     except Exception as err:         # torch raises several kinds for a cut or damaged file (zip, pickle, EOF)
@@ -33,13 +52,8 @@ def check_checkpoint(model_cfg: dict, path: str, *, what: str = 'checkpoint', sc
         raise CheckpointError(f'{what} {path!r} holds a {type(ckpt).__name__}, not a checkpoint (a dict with '
                               'a state_dict)', 'pass a checkpoint saved by mmengine or torch.save(state_dict)')
     state = ckpt.get('state_dict', ckpt)
-    from mmengine.config import ConfigDict
-    # a ConfigDict: two-stage detectors read their train_cfg / test_cfg by attribute (train_cfg.rpn)
-    cfg = ConfigDict({k: v for k, v in dict(model_cfg).items() if k != '_scope_'})
-    import mmdet.models  # noqa: F401  (registers mmdet's models)
-    with DefaultScope.overwrite_default_scope(scope):
-        from mmdet.registry import MODELS as DET_MODELS
-        model = DET_MODELS.build(cfg)
+    from kdlab.models import build_model
+    model = build_model(model_cfg, init=False, scope=scope)
     expected = model.state_dict()
     missing: List[str] = [k for k in expected if k not in state]
     wrong = [f'{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}'

@@ -20,7 +20,6 @@ each method and each detector family of the seed tables.
 """
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Dict, Optional, Sequence
@@ -69,24 +68,13 @@ def full_resolution_coco(root: Path, *, train: int = 2, val: int = 1, size=SIZE,
     return root
 
 
-def _build(model_cfg):
-    """The model of a config (an mmdet detector or an mmrazor algorithm), weights at their initialisation."""
-    from mmengine.config import ConfigDict
-    from mmengine.registry import DefaultScope
-    from mmrazor.registry import MODELS
-    import kdlab.models  # noqa: F401  (registers kdlab's components)
-    with DefaultScope.overwrite_default_scope('mmdet'):     # ConfigDict: two-stage detectors read cfg.rpn
-        model = MODELS.build(ConfigDict(copy.deepcopy(model_cfg)))
-    model.init_weights()
-    return model
-
-
 def stand_in_checkpoint(cfg, path: Path) -> Path:
     """A checkpoint of ``cfg``'s model at its initialisation, in mmengine's format (``state_dict``, ``meta``):
     what a trained run of ``cfg`` would have written, with other values."""
     import torch
     from kdlab.methods.loss_scale import _without_pretrained
-    model = _build(_without_pretrained(cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else cfg.model))
+    from kdlab.models import build_model
+    model = build_model(_without_pretrained(cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else cfg.model))
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(dict(state_dict=model.state_dict(), meta=dict(kdlab='dry run stand-in, initial weights')), path)
     return path

@@ -370,11 +370,12 @@ def execute_plan(plan: Plan, store=None, *, progress: bool = True, only: Optiona
     return out
 
 
-def runs_bar(total: int):
+def runs_bar(total: int, desc: str = 'runs'):
     """The overall bar of a plan's training: runs stored of those to train (the current run's epochs and ETA
-    are its own bar, :class:`kdlab.engine.hooks.ProgressBarHook`, or this bar's postfix with several workers)."""
+    are its own bar, :class:`kdlab.engine.hooks.ProgressBarHook`, or this bar's postfix with several workers).
+    The same bar watches notebooks train from another process (:func:`kdlab.engine.batch._watch_runs`)."""
     from kdlab.progress import progress_bar
-    return progress_bar(total=total, desc='runs', unit='run', dynamic_ncols=True)
+    return progress_bar(total=total, desc=desc, unit='run', dynamic_ncols=True)
 
 
 def _prepare(plan: Plan, run: PlannedRun, store, out: dict, *, progress: bool):

@@ -220,13 +220,15 @@ def _rank() -> int:
 
 def execute(cfg, *, name: str, store: Optional[RunStore] = None, progress: bool = True,
             overwrite: bool = False, extra: Optional[dict] = None, key: Optional[str] = None,
-            resume: bool = True, launcher: Optional[str] = None) -> dict:
+            resume: bool = True, launcher: Optional[str] = None, inputs: Optional[RunStore] = None) -> dict:
     """Train ``cfg``, evaluate it on its test split, store and return the run record.
 
     A finished run with the same key is returned from the store without training (unless ``overwrite``).
     An unfinished one resumes from the last checkpoint in its work directory (``resume=False``: its
     checkpoints are discarded and it starts again). ``key``: the run's key when the planner computed it on
-    the config before its ``<run:KEY>`` references were resolved. ``launcher``: ``'pytorch'`` (torchrun) or
+    the config before its ``<run:KEY>`` references were resolved. ``inputs``: the store that holds the runs it
+    was built from (its teacher's record, read by the teacher gate), where that is not ``store`` (``kdlab demo``
+    trains a stored run again into a scratch store). ``launcher``: ``'pytorch'`` (torchrun) or
     ``'slurm'`` when this process is one of several; every process trains, rank 0 stores. Two processes that
     execute the same key (``kdlab reproduce -j N``) take turns: the second finds the run stored.
     """
@@ -238,17 +240,24 @@ def execute(cfg, *, name: str, store: Optional[RunStore] = None, progress: bool 
             return cached
     if launcher not in (None, 'none') or _rank() != 0:   # ranks share one run: no lock across them
         return _execute(cfg, name=name, store=store, progress=progress, overwrite=overwrite, extra=extra,
-                        key=key, resume=resume, launcher=launcher)
+                        key=key, resume=resume, launcher=launcher, inputs=inputs or store)
     with store.lock(key):
         if not overwrite:
             cached = store.load(key)              # finished by another process while this one waited
             if cached is not None:
                 return cached
         return _execute(cfg, name=name, store=store, progress=progress, overwrite=overwrite, extra=extra,
-                        key=key, resume=resume, launcher=launcher)
+                        key=key, resume=resume, launcher=launcher, inputs=inputs or store)
 
 
-def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launcher) -> dict:
+#: A run's config is written (its stored copy, the work directory's dump, the checkpoint's meta) in mmengine's
+#: unformatted layout, ``Config(format_python_code=False)``: the same content, one key per line, in 1 ms instead
+#: of the 0.7 s yapf takes for a distillation config (a third of a smoke-scale run; ``python -m benchmarks
+#: smoke_runs``). True: yapf's layout, as mmengine writes by default.
+FORMAT_RUN_CONFIG = False
+
+
+def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launcher, inputs) -> dict:
     from mmengine.runner import Runner
     from mmengine.utils import import_modules_from_strings
     import kdlab.models  # noqa: F401  (registers kdlab's mmrazor components for any config)
@@ -257,6 +266,7 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
     from kdlab.errors import RunDivergedError
 
     cfg = copy.deepcopy(cfg)
+    object.__setattr__(cfg, '_format_python_code', FORMAT_RUN_CONFIG)   # as Config.__init__ sets it
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg.custom_imports)
     work_dir = store.work_dir(key)
@@ -296,7 +306,7 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
     runner.register_hook(DivergenceHook())
     safe_checkpoints = SafeCheckpointHook()
     runner.register_hook(safe_checkpoints)
-    gate = _teacher_gate(cfg, store)
+    gate = _teacher_gate(cfg, inputs)
     if gate is not None:
         runner.register_hook(gate, priority='VERY_HIGH')
     if cfg.get('kdlab_student_init') == 'baseline':

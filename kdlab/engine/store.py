@@ -72,11 +72,21 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+#: Digests computed in this process, by file identity (path, inode, size, modification time), as git's index
+#: keeps them: a teacher's or baseline's checkpoint is hashed once, not for every run that records or gates on it.
+_DIGESTS: dict = {}
+
+
 def file_digest(path: Optional[str]) -> Optional[str]:
-    """The first 16 hex digits of the SHA-256 of a local file (None for a missing file or a URL)."""
+    """The first 16 hex digits of the SHA-256 of a local file (None for a missing file or a URL). A file hashed
+    before in this process and unchanged since (same path, inode, size and modification time) is not read again."""
     if not path or '://' in str(path) or not os.path.isfile(path):
         return None
-    return _sha256(Path(path))[:16]
+    st = os.stat(path)
+    identity = (os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    if identity not in _DIGESTS:
+        _DIGESTS[identity] = _sha256(Path(path))[:16]
+    return _DIGESTS[identity]
 
 
 #: The file name of a run's committed half-precision weights, beside its ``run.json``.

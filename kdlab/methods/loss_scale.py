@@ -118,16 +118,12 @@ def first_iteration_losses(cfg, *, images: int = IMAGES, seed: int = SEED, data_
     """The detection and distillation losses of ``cfg``'s model at its first iteration on ``images`` scenes."""
     import torch
     from mmengine.logging import MessageHub, MMLogger
-    from mmengine.registry import DefaultScope
     from mmengine.runner import set_random_seed
-    from mmrazor.registry import MODELS
-    import kdlab.models  # noqa: F401  (registers kdlab's components)
+    from kdlab.models import build_model
     MMLogger.get_current_instance().setLevel('WARNING')
     set_random_seed(seed)
     batch = scene_batch(cfg, images=images, data_root=data_root)
-    with DefaultScope.overwrite_default_scope('mmdet'):
-        model = MODELS.build(cfg.model)
-    model.init_weights()
+    model = build_model(cfg.model)
     model.train()
     MessageHub.get_current_instance().update_info('iter', 0)
     with torch.no_grad():

@@ -230,18 +230,35 @@ def _narrow(node: Any, width: int, num_classes: int) -> Any:
 #: Cascade Mask R-CNN-X101 17.8 -> 6.3 s, Mask R-CNN-Swin-S 6.7 -> 3.3 s.
 MINI_ROIS_PER_IMAGE = 128
 MINI_PROPOSALS_PER_IMAGE = 300
+#: Smoke scale (96x96 images with a few objects, one epoch, a test of the code path, not of a number): RoIs,
+#: proposals and detections per image (official 100; an untrained smoke detector keeps them all, and Mask R-CNN
+#: pastes a mask for each). With the mini budget, RoIAlign, the mask head and its pasting took a third of a smoke
+#: Mask R-CNN run.
+SMOKE_ROIS_PER_IMAGE = 32
+SMOKE_PROPOSALS_PER_IMAGE = 64
+SMOKE_DETECTIONS_PER_IMAGE = 20
 
 
-def _mini_roi_budget(model: dict) -> None:
-    """Apply :data:`MINI_ROIS_PER_IMAGE` / :data:`MINI_PROPOSALS_PER_IMAGE` to a two-stage model dict (every
-    cascade stage); one-stage models have no ``rpn_proposal`` and are left alone."""
+def _mini_roi_budget(model: dict, rois: int = MINI_ROIS_PER_IMAGE,
+                     proposals: int = MINI_PROPOSALS_PER_IMAGE) -> None:
+    """Apply a RoI budget (default :data:`MINI_ROIS_PER_IMAGE` / :data:`MINI_PROPOSALS_PER_IMAGE`) to a two-stage
+    model dict (every cascade stage); one-stage models have no ``rpn_proposal`` and are left alone."""
     train, test = model.get('train_cfg') or {}, model.get('test_cfg') or {}
     if 'rpn_proposal' not in train:
         return
-    train['rpn_proposal']['max_per_img'] = MINI_PROPOSALS_PER_IMAGE
-    test['rpn']['max_per_img'] = MINI_PROPOSALS_PER_IMAGE
+    train['rpn_proposal']['max_per_img'] = proposals
+    test['rpn']['max_per_img'] = proposals
     for stage in (train['rcnn'] if isinstance(train['rcnn'], (list, tuple)) else [train['rcnn']]):
-        stage['sampler']['num'] = MINI_ROIS_PER_IMAGE
+        stage['sampler']['num'] = rois
+
+
+def _smoke_budget(model: dict) -> None:
+    """The smoke scale's RoI budget and detections per image (:data:`SMOKE_ROIS_PER_IMAGE` and the two after it)."""
+    _mini_roi_budget(model, SMOKE_ROIS_PER_IMAGE, SMOKE_PROPOSALS_PER_IMAGE)
+    test = model.get('test_cfg') or {}
+    for part in (test.get('rcnn'), test if 'max_per_img' in test else None):
+        if isinstance(part, dict) and 'max_per_img' in part:
+            part['max_per_img'] = SMOKE_DETECTIONS_PER_IMAGE
 
 
 def mini_model(family: Family, backbone: str, num_classes: int, width: int = MINI_WIDTH,
@@ -317,6 +334,8 @@ def detector_config(name: str, scale: str = 'mini', *, schedule: Optional[str] =
         log_level='INFO', load_from=None, resume=False,
         randomness=dict(seed=seed, deterministic=False),
     ))
+    if scale == 'smoke':
+        _smoke_budget(cfg.model)
     cfg.merge_from_dict(data)
     if v2:
         cfg.kdlab_protocol = 'mini-v2'     # read by distill_config (the loss-scale rule); in the run key
