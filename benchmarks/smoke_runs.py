@@ -11,9 +11,11 @@ below start empty), one thread each:
 * ``memo``: every teacher checkpoint checked and every checkpoint hashed again for each run that needs it
   (:func:`kdlab.engine.checkpoints.check_checkpoint`, :func:`kdlab.engine.store.file_digest`);
 * ``budget``: two-stage detectors with the mini scale's RoI budget and 100 detections per image instead of the
-  smoke scale's (:data:`kdlab.zoo.SMOKE_ROIS_PER_IMAGE` and the two after it).
+  smoke scale's (:data:`kdlab.zoo.SMOKE_ROIS_PER_IMAGE` and the two after it);
+* ``eval``: every run tested after its last validation of the same weights on the same split
+  (:func:`kdlab.engine.runner.final_validation`).
 
-``--undo`` picks which are undone (default all four). Reported: each variant's wall time (median over repeats)
+``--undo`` picks which are undone (default all five). Reported: each variant's wall time (median over repeats)
 and the ratio of kdlab's to the undone one. The runs' configs differ only under ``budget``; their results are
 not compared (smoke numbers mean nothing).
 """
@@ -29,7 +31,7 @@ import tempfile
 import time
 from typing import List
 
-SAVINGS = ('format', 'gc', 'memo', 'budget')
+SAVINGS = ('format', 'gc', 'memo', 'budget', 'eval')
 
 
 class _Forgetful(dict):
@@ -60,6 +62,9 @@ def undo(savings: List[str]) -> None:
         zoo.SMOKE_ROIS_PER_IMAGE = zoo.MINI_ROIS_PER_IMAGE
         zoo.SMOKE_PROPOSALS_PER_IMAGE = zoo.MINI_PROPOSALS_PER_IMAGE
         zoo.SMOKE_DETECTIONS_PER_IMAGE = 100
+    if 'eval' in savings:
+        from kdlab.engine import runner
+        runner.final_validation = lambda *args: None
 
 
 def worker(paper: str, table: str, savings: List[str]) -> dict:

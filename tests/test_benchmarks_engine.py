@@ -122,7 +122,7 @@ from mmengine.dataset import base_dataset
 assert base_dataset.gc is not gc and not runner.FORMAT_RUN_CONFIG
 assert detector_config('mask_rcnn_r50', 'smoke').model.test_cfg.rcnn.max_per_img == 20
 undo(list(SAVINGS))
-assert base_dataset.gc is gc and runner.FORMAT_RUN_CONFIG
+assert base_dataset.gc is gc and runner.FORMAT_RUN_CONFIG and runner.final_validation(None, None, None) is None
 m = detector_config('mask_rcnn_r50', 'smoke').model
 assert m.test_cfg.rcnn.max_per_img == 100 and m.train_cfg.rcnn.sampler.num == 128
 checkpoints._PASSED.add('x'); store._DIGESTS['y'] = 'z'

@@ -29,6 +29,42 @@ def test_the_curve_is_stored_and_validating_changes_nothing(smoke_data, tmp_path
     assert 'val_interval=2' in (store.run_dir(key) / 'config.py').read_text()   # stored as planned
 
 
+def test_the_final_validation_is_the_test_where_the_test_split_is_the_validation_split(smoke_data, tmp_path,
+                                                                                       monkeypatch):
+    """A run whose test split is its validation split takes its metrics from its last validation (the same weights
+    on the same data) instead of evaluating twice: the record equals a tested run's, and the teacher's metrics of
+    a distillation run's validation stay in its curve, not in its metrics."""
+    from mmengine.runner import Runner
+    from kdlab.engine import runner
+    from kdlab.engine.store import RunStore
+    from kdlab.methods import distill_config
+    from kdlab.zoo import detector_config
+    student = detector_config('retinanet_r18', 'smoke', data_root=str(smoke_data))
+    teacher = detector_config('retinanet_r50', 'smoke', data_root=str(smoke_data))
+    for c in (student, teacher):       # every box kept: an untrained smoke detector scores below 0.05
+        c.model.test_cfg.update(score_thr=0.0, max_per_img=1000)
+    cfg = distill_config(student, teacher, student='retinanet_r18', teacher='retinanet_r50', teacher_ckpt=None,
+                         method='pkd', inherit=())
+    tests, real_final = [], runner.final_validation
+    real_test = Runner.test
+    monkeypatch.setattr(Runner, 'test', lambda self: (tests.append(1), real_test(self))[1])
+    once = runner.execute(cfg, name='once', store=RunStore(tmp_path / 'a', tmp_path / 'wa'), progress=False)
+    assert tests == []
+    monkeypatch.setattr(runner, 'final_validation', lambda *a: None)
+    tested = runner.execute(cfg, name='tested', store=RunStore(tmp_path / 'b', tmp_path / 'wb'), progress=False)
+    assert tests == [1]
+    assert once['metrics'] == tested['metrics'] and once['raw_metrics'] == tested['raw_metrics']
+    assert once['raw_metrics']['coco/bbox_mAP_50'] > 0          # detections matched: not two empty evaluations
+    assert not any(k.startswith('teacher.') for k in once['raw_metrics'])
+    assert 'teacher' in once['curve'][-1] and once['curve'][-1]['mAP'] == once['metrics']['mAP']
+    other = detector_config('retinanet_r18', 'smoke', data_root=str(smoke_data))
+    other.test_dataloader.batch_size = 2                        # a test that is not the validation: tested
+    tests.clear()
+    monkeypatch.setattr(runner, 'final_validation', real_final)
+    runner.execute(other, name='other', store=RunStore(tmp_path / 'c', tmp_path / 'wc'), progress=False)
+    assert tests == [1]
+
+
 def test_curves_side_by_side():
     from kdlab.viz.curves import curve_frame, plot_learning_curves
     records = {'baseline': {'curve': [{'epoch': 1, 'mAP': 10.0}, {'epoch': 2, 'mAP': 12.0}]},

@@ -76,6 +76,7 @@ class LearningCurveHook(Hook):
     def __init__(self, path):
         from pathlib import Path
         self.path = Path(path)
+        self.last: dict = {}      # this process's latest validation: {'epoch': n, 'metrics': mmengine's dict}
 
     def read(self) -> list:
         import json
@@ -94,6 +95,7 @@ class LearningCurveHook(Hook):
         if runner.rank != 0:
             return
         metrics = dict(metrics or {})     # none at all: no detection above the threshold (0, as the record says)
+        self.last = {'epoch': int(runner.epoch), 'metrics': metrics}
         entry = {'epoch': int(runner.epoch), **coco_metrics(metrics)}
         teacher = {k[len('teacher.'):]: v for k, v in metrics.items() if k.startswith('teacher.')}
         if teacher:

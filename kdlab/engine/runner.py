@@ -328,8 +328,10 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
                             'checks': checks_hook.read(), 'provenance': provenance(cfg, runner.world_size),
                             **(extra or {})}, stored_text, log_path=[a['log'] for a in _attempts(work_dir)])
             raise
-    with without_coco_api_noise(progress):
-        raw = runner.test()      # a given checkpoint (``kdlab_provided``): mmengine loads ``load_from`` first
+    raw = None if provided else final_validation(cfg, runner, curve_hook)
+    if raw is None:
+        with without_coco_api_noise(progress):
+            raw = runner.test()      # a given checkpoint (``kdlab_provided``): mmengine loads ``load_from`` first
     released = cfg.get('kdlab_released')
     if provided and released and released.get('box_AP') is not None:
         _released_gate(released, coco_metrics(raw).get('mAP'), cfg.load_from)
@@ -367,6 +369,20 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
     if runner.rank == 0:
         store.save(record, stored_text, log_path=[a['log'] for a in attempts], overwrite=overwrite)
     return record
+
+
+def final_validation(cfg, runner, curve_hook) -> Optional[dict]:
+    """The student's metrics of the validation this process ran after the last epoch, where the test split is the
+    validation split (the same dataloader and evaluator config, as in the mini configs and COCO's val2017):
+    the trained weights evaluated on the same data as :meth:`Runner.test` would, so the run is not evaluated
+    twice. None where the test differs, or this process did not validate the final weights (a run resumed
+    after its last validation): then the run is tested."""
+    last = curve_hook.last
+    if not last or last['epoch'] != runner.max_epochs or runner.epoch != runner.max_epochs:
+        return None
+    if cfg.get('val_dataloader') != cfg.get('test_dataloader') or cfg.get('val_evaluator') != cfg.get('test_evaluator'):
+        return None
+    return {k: v for k, v in last['metrics'].items() if not k.startswith('teacher.')}
 
 
 #: mAP a distillation run's teacher may score away from its reference when its weights had to be evaluated
