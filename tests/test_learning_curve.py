@@ -65,6 +65,36 @@ def test_the_final_validation_is_the_test_where_the_test_split_is_the_validation
     assert tests == [1]
 
 
+def test_a_frozen_teacher_is_validated_once_and_its_curve_is_mmrazors(smoke_data, tmp_path, monkeypatch):
+    """Two epochs validated: the teacher is evaluated at the first only, and the stored curve (student and teacher
+    at both epochs) equals the one mmrazor's loop gives evaluating the teacher every time."""
+    from kdlab.engine import hooks, runner
+    from kdlab.engine.store import RunStore
+    from kdlab.methods import distill_config
+    from kdlab.zoo import detector_config
+    student = detector_config('retinanet_r18', 'smoke', data_root=str(smoke_data))
+    teacher = detector_config('retinanet_r50', 'smoke', data_root=str(smoke_data))
+    for c in (student, teacher):
+        c.model.test_cfg.update(score_thr=0.0, max_per_img=1000)
+    cfg = distill_config(student, teacher, student='retinanet_r18', teacher='retinanet_r50', teacher_ckpt=None,
+                         method='pkd', inherit=())
+    assert cfg.val_cfg.type == 'mmrazor.SingleTeacherDistillValLoop'
+    cfg.train_cfg.max_epochs = 2                 # validated after each (runner.VALIDATE_EVERY_EPOCH)
+    calls = []
+    from mmrazor.engine.runner.distill_val_loop import SingleTeacherDistillValLoop
+    real = SingleTeacherDistillValLoop.run_iter_teacher
+    monkeypatch.setattr(SingleTeacherDistillValLoop, 'run_iter_teacher',
+                        lambda self, idx, batch: (calls.append(int(self.runner.epoch)), real(self, idx, batch))[1])
+    once = runner.execute(cfg, name='once', store=RunStore(tmp_path / 'a', tmp_path / 'wa'), progress=False)
+    assert calls and set(calls) == {1}                     # the teacher's batches at the first validation only
+    calls.clear()
+    monkeypatch.setattr(hooks.TeacherValidatedOnceHook, 'before_train', lambda self, runner: None)
+    every = runner.execute(cfg, name='every', store=RunStore(tmp_path / 'b', tmp_path / 'wb'), progress=False)
+    assert set(calls) == {1, 2}
+    assert [e['epoch'] for e in once['curve']] == [1, 2] and once['curve'] == every['curve']
+    assert once['curve'][0]['teacher'] == once['curve'][1]['teacher'] and once['curve'][0]['teacher']['AP50'] > 0
+
+
 def test_curves_side_by_side():
     from kdlab.viz.curves import curve_frame, plot_learning_curves
     records = {'baseline': {'curve': [{'epoch': 1, 'mAP': 10.0}, {'epoch': 2, 'mAP': 12.0}]},

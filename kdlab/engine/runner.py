@@ -262,7 +262,7 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
     from mmengine.utils import import_modules_from_strings
     import kdlab.models  # noqa: F401  (registers kdlab's mmrazor components for any config)
     from kdlab.engine.hooks import (DivergenceHook, EpochSeedHook, LearningCurveHook, ProgressBarHook,
-                                    RunChecksHook, SafeCheckpointHook, StudentInitHook)
+                                    RunChecksHook, SafeCheckpointHook, StudentInitHook, TeacherValidatedOnceHook)
     from kdlab.errors import RunDivergedError
 
     cfg = copy.deepcopy(cfg)
@@ -304,6 +304,7 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
     checks_hook = RunChecksHook(work_dir / 'checks.json')
     runner.register_hook(checks_hook)
     runner.register_hook(DivergenceHook())
+    runner.register_hook(TeacherValidatedOnceHook())
     safe_checkpoints = SafeCheckpointHook()
     runner.register_hook(safe_checkpoints)
     gate = _teacher_gate(cfg, inputs)
