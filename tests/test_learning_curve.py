@@ -133,6 +133,11 @@ def test_a_calibration_trial_changes_only_the_knobs_it_names(tmp_path, monkeypat
     assert cfg.train_dataloader.batch_size == 2 and cfg.optim_wrapper.optimizer.lr == 2e-3
     assert cfg.train_dataloader.dataset.data_root != base.train_dataloader.dataset.data_root
     assert cfg.model == base.model
+    official = trial_config('retinanet_r50', '1x', scene={'num_train': 4, 'num_val': 2}, epochs=24,
+                            steps=['8/12', '11/12'])                      # the official 1x's two steps
+    assert official.param_scheduler[1]['milestones'] == [16, 22] and official.train_cfg.max_epochs == 24
+    assert trial_config('retinanet_r50', '1x', scene={'num_train': 4, 'num_val': 2}, steps=['2/3'],
+                        ).param_scheduler[1]['milestones'] == [16]         # the protocol's 1x epochs, one step
     from kdlab.engine.calibration import trial
     with pytest.raises(Exception, match='calibration knob'):
         trial('retinanet_r50', '2x', loss_weight=2.0)

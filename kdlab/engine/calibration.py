@@ -108,7 +108,7 @@ def calibrate(detectors: Sequence[str] = DEFAULT_DETECTORS, *, schedules: Sequen
 
 # ------------------------------------------------------------------------------------------------ trials
 #: The protocol knobs a trial may change: the same for every method (data, schedule, batch, learning rate).
-TRIAL_KNOBS = ('scene', 'epochs', 'batch', 'lr', 'pretrained')
+TRIAL_KNOBS = ('scene', 'epochs', 'steps', 'batch', 'lr', 'pretrained')
 
 
 def scene_spec(scene: Optional[dict] = None):
@@ -118,10 +118,11 @@ def scene_spec(scene: Optional[dict] = None):
 
 
 def trial_config(detector: str, schedule: str = '2x', *, seed: int = 0, protocol: str = 'v2',
-                 scene: Optional[dict] = None, epochs: Optional[int] = None, batch: Optional[int] = None,
-                 lr: Optional[float] = None, pretrained: Optional[str] = None):
+                 scene: Optional[dict] = None, epochs: Optional[int] = None, steps: Optional[list] = None,
+                 batch: Optional[int] = None, lr: Optional[float] = None, pretrained: Optional[str] = None):
     """The mini config of ``detector`` with some protocol knobs changed: ``scene`` (fields of
-    :class:`kdlab.data.scenes.SceneSpec`), ``epochs`` (the schedule's length; its step stays at 3/4),
+    :class:`kdlab.data.scenes.SceneSpec`), ``epochs`` (the schedule's length), ``steps`` (its learning-rate
+    steps as fractions, e.g. ``['8/12', '11/12']``, the official 1x's; default one at 3/4),
     ``batch`` (images per iteration), ``lr`` (AdamW's) and ``pretrained`` (a backbone checkpoint written by
     ``kdlab.zoo.pretrain.pretrain(..., out_dir=)``, in place of the committed one). What the calibration tries
     before a knob becomes the protocol's default."""
@@ -131,8 +132,10 @@ def trial_config(detector: str, schedule: str = '2x', *, seed: int = 0, protocol
         from kdlab.data.scenes import ensure_scenes
         data_root = str(ensure_scenes(scene_spec(scene)))
     cfg = detector_config(detector, 'mini', schedule=schedule, seed=seed, protocol=protocol, data_root=data_root)
-    if epochs:
-        cfg.merge_from_dict(mini_schedule(int(epochs)))
+    if epochs or steps:
+        from fractions import Fraction
+        cfg.merge_from_dict(mini_schedule(int(epochs or cfg.train_cfg.max_epochs),
+                                          steps=tuple(Fraction(f) for f in steps) if steps else (0.75,)))
     if batch:
         cfg.train_dataloader.batch_size = int(batch)
     if lr:
@@ -185,7 +188,8 @@ def main(args) -> int:
         import json
         row = trial(args.trial, args.schedules[-1], seed=args.seeds[0], protocol=args.protocol,
                     progress=not args.quiet, scene=json.loads(args.scene) if args.scene else None,
-                    epochs=args.epochs, batch=args.batch, lr=args.lr, pretrained=args.pretrained)
+                    epochs=args.epochs, steps=args.steps, batch=args.batch, lr=args.lr,
+                    pretrained=args.pretrained)
         print(row)
         return 0
     _, summary = calibrate(args.detectors or DEFAULT_DETECTORS, schedules=args.schedules, seeds=args.seeds,
@@ -209,6 +213,8 @@ def register(sub) -> None:
                    '--schedules)')
     g.add_argument('--scene', metavar='JSON', help='SceneSpec fields, e.g. \'{"clutter_under": [1, 3]}\'')
     g.add_argument('--epochs', type=int)
+    g.add_argument('--steps', nargs='+', metavar='FRACTION', help="learning-rate steps as fractions of the "
+                   "schedule, e.g. 8/12 11/12 (the official 1x's; default: one at 3/4)")
     g.add_argument('--batch', type=int)
     g.add_argument('--lr', type=float)
     g.add_argument('--pretrained', metavar='FILE', help='a backbone checkpoint in place of the committed one')

@@ -347,8 +347,9 @@ def detector_config(name: str, scale: str = 'mini', *, schedule: Optional[str] =
     return cfg
 
 
-def mini_schedule(epochs: int) -> dict:
-    """AdamW with a short warm-up and a step at 3/4: trains tiny detectors from scratch in CPU minutes."""
+def mini_schedule(epochs: int, steps=(0.75,)) -> dict:
+    """AdamW with a short warm-up and a step at 3/4 (``steps``: the learning-rate steps as fractions of the
+    schedule, each x 0.1; the official 1x steps at 8/12 and 11/12): trains tiny detectors in CPU minutes."""
     return dict(
         train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=epochs, val_interval=epochs),
         val_cfg=dict(type='ValLoop'), test_cfg=dict(type='TestLoop'),
@@ -357,6 +358,6 @@ def mini_schedule(epochs: int) -> dict:
         param_scheduler=[
             dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
             dict(type='MultiStepLR', by_epoch=True, begin=0, end=epochs,
-                 milestones=[max(1, int(epochs * 0.75))], gamma=0.1)],
+                 milestones=[max(1, int(epochs * f)) for f in steps], gamma=0.1)],
         auto_scale_lr=dict(enable=False, base_batch_size=8),
     )
