@@ -112,7 +112,9 @@ def main(argv=None) -> int:
             runs = row['runs']
     kd, un = statistics.median(walls['kdlab']), statistics.median(walls['undone'])
     print(f'{args.paper} {args.table} at smoke scale, {runs} runs, one thread, median of {args.repeats}:')
-    print(f'  kdlab                         {kd:7.1f} s  ({kd / runs:.2f} s a run)')
-    print(f'  undone: {" ".join(savings):<21} {un:7.1f} s  ({un / runs:.2f} s a run)')
+    undone = f'undone: {" ".join(savings)}'
+    width = max(len(undone), len('kdlab'))
+    print(f'  {"kdlab":<{width}} {kd:7.1f} s  ({kd / runs:.2f} s a run)')
+    print(f'  {undone:<{width}} {un:7.1f} s  ({un / runs:.2f} s a run)')
     print(f'  ratio kdlab / undone: {kd / un:.2f}')
     return 0

@@ -95,6 +95,17 @@ def test_a_frozen_teacher_is_validated_once_and_its_curve_is_mmrazors(smoke_data
     assert once['curve'][0]['teacher'] == once['curve'][1]['teacher'] and once['curve'][0]['teacher']['AP50'] > 0
 
 
+def test_the_record_names_the_revision_the_run_started_with(smoke_data, tmp_path, monkeypatch):
+    """A commit made while a run trains does not become the run's revision: the code that ran is the one it
+    started with; the later revision is said beside it."""
+    from kdlab.engine import runner
+    revisions = iter([{'revision': 'a' * 40, 'dirty': False}] + [{'revision': 'b' * 40, 'dirty': False}] * 9)
+    monkeypatch.setattr(runner, '_git_revision', lambda: next(revisions))
+    record, _, _ = _run(smoke_data, tmp_path, False, monkeypatch)
+    assert record['provenance']['git'] == {'revision': 'a' * 40, 'dirty': False, 'revision_at_end': 'b' * 40}
+    assert runner._revision_since({'revision': 'b' * 40, 'dirty': True}) == {'revision': 'b' * 40, 'dirty': True}
+
+
 def test_curves_side_by_side():
     from kdlab.viz.curves import curve_frame, plot_learning_curves
     records = {'baseline': {'curve': [{'epoch': 1, 'mAP': 10.0}, {'epoch': 2, 'mAP': 12.0}]},
@@ -137,7 +148,7 @@ def test_a_calibration_trial_changes_only_the_knobs_it_names(tmp_path, monkeypat
                             steps=['8/12', '11/12'])                      # the official 1x's two steps
     assert official.param_scheduler[1]['milestones'] == [16, 22] and official.train_cfg.max_epochs == 24
     assert trial_config('retinanet_r50', '1x', scene={'num_train': 4, 'num_val': 2}, steps=['2/3'],
-                        ).param_scheduler[1]['milestones'] == [16]         # the protocol's 1x epochs, one step
+                        ).param_scheduler[1]['milestones'] == [32]         # the protocol's 1x (48 epochs), one step
     from kdlab.engine.calibration import trial
     with pytest.raises(Exception, match='calibration knob'):
         trial('retinanet_r50', '2x', loss_weight=2.0)

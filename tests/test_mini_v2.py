@@ -140,7 +140,7 @@ def test_the_protocol_switch(monkeypatch):
     assert (v1.train_cfg.max_epochs, v1.train_dataloader.batch_size) == (12, 8)     # v1's keys stay as stored
     from kdlab.zoo import MINI_V2_EPOCHS
     from kdlab.data import MINI_V2_IMAGES_PER_GPU
-    assert (MINI_V2_EPOCHS['1x'], MINI_V2_EPOCHS['2x'], MINI_V2_IMAGES_PER_GPU) == (24, 48, 4)
+    assert (MINI_V2_EPOCHS['1x'], MINI_V2_EPOCHS['2x'], MINI_V2_IMAGES_PER_GPU) == (48, 96, 4)
     monkeypatch.setenv('KDLAB_MINI', 'v3')
     with pytest.raises(UnknownNameError, match='mini protocol'):
         mini_protocol()

@@ -86,8 +86,10 @@ def _git_revision() -> Dict[str, object]:
         return {'revision': None, 'dirty': None}
 
 
-def provenance(cfg, world_size: int = 1) -> dict:
-    """What made the run: code revision, package versions, seed, device, GPUs x images per GPU."""
+def provenance(cfg, world_size: int = 1, git: Optional[dict] = None) -> dict:
+    """What made the run: code revision, package versions, seed, device, GPUs x images per GPU. ``git``: the
+    revision when the run started (:func:`_execute` reads it then); a revision committed while the run trained
+    is said beside it (``revision_at_end``), since the code that ran is the one the run started with."""
     import mmcv
     import mmdet
     import mmengine
@@ -97,7 +99,7 @@ def provenance(cfg, world_size: int = 1) -> dict:
     from kdlab import ops
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
     return {
-        'git': _git_revision(),
+        'git': _revision_since(git),
         'packages': {'torch': torch.__version__, 'mmcv': mmcv.__version__, 'mmengine': mmengine.__version__,
                      'mmdet': mmdet.__version__, 'mmrazor': mmrazor.__version__, 'numpy': numpy.__version__,
                      'python': platform.python_version()},
@@ -112,6 +114,15 @@ def provenance(cfg, world_size: int = 1) -> dict:
         'images_per_gpu': cfg.train_dataloader.get('batch_size'),
         'host': platform.node(),
     }
+
+
+def _revision_since(started: Optional[dict]) -> dict:
+    now = _git_revision()
+    if started is None:
+        return now
+    if now.get('revision') != started.get('revision'):
+        return dict(started, revision_at_end=now.get('revision'))
+    return started
 
 
 def _cpu_model() -> str:
@@ -290,6 +301,7 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
     if VALIDATE_EVERY_EPOCH and (cfg.get('train_cfg') or {}).get('type') == 'EpochBasedTrainLoop':
         cfg.train_cfg['val_interval'] = 1    # a learning curve: the weights do not change (LearningCurveHook)
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')
+    revision = _git_revision()               # the code this run starts with (provenance)
     t0 = time.time()
     if progress:     # mmengine's environment and config dump go to the run's log file, not the console
         with _console_gate() as gate:
@@ -326,7 +338,8 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
                             'diverged': {'iteration': err.iteration, 'epoch': err.epoch, 'terms': err.terms},
                             'last_good_checkpoint': last.read_text().strip() if last.is_file() else None,
                             'work_dir': str(work_dir), 'wall_time_s': round(time.time() - t0, 1),
-                            'checks': checks_hook.read(), 'provenance': provenance(cfg, runner.world_size),
+                            'checks': checks_hook.read(),
+                            'provenance': provenance(cfg, runner.world_size, git=revision),
                             **(extra or {})}, stored_text, log_path=[a['log'] for a in _attempts(work_dir)])
             raise
     raw = None if provided else final_validation(cfg, runner, curve_hook)
@@ -344,7 +357,7 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
         'checkpoint': checkpoint, 'checkpoint_sha256': file_digest(checkpoint),
         'work_dir': str(work_dir), 'resumed': bool(cfg.resume),
         'started': started, 'wall_time_s': round(wall, 1),
-        'provenance': provenance(cfg, world_size=runner.world_size),
+        'provenance': provenance(cfg, world_size=runner.world_size, git=revision),
         **(extra or {}),
     }
     checks = checks_hook.read()
