@@ -106,6 +106,29 @@ def test_the_record_names_the_revision_the_run_started_with(smoke_data, tmp_path
     assert runner._revision_since({'revision': 'b' * 40, 'dirty': True}) == {'revision': 'b' * 40, 'dirty': True}
 
 
+def test_two_runs_started_within_one_second_keep_their_own_log_and_message_hub(smoke_data, tmp_path,
+                                                                               monkeypatch):
+    """mmengine names a runner's logger and message hub by its start second; kdlab names them by the run, so two
+    runs started in the same second (forced here) each write their own train.log."""
+    import time
+    import types
+    import mmengine.runner.runner as mm_runner
+    from kdlab.engine import runner
+    from kdlab.engine.store import RunStore
+    from kdlab.zoo import detector_config
+    monkeypatch.setattr(mm_runner, 'time', types.SimpleNamespace(
+        time=time.time, localtime=time.localtime, strftime=lambda fmt, t=None: '20261205_120000'))
+    store = RunStore(tmp_path / 'runs', tmp_path / 'work')
+    keys = []
+    for seed in (1, 2):
+        cfg = detector_config('retinanet_r18', 'smoke', data_root=str(smoke_data), seed=seed)
+        keys.append(runner.execute(cfg, name=f'seed {seed}', store=store, progress=False)['key'])
+    logs = [(store.run_dir(k) / 'train.log').read_text() for k in keys]
+    for key, log in zip(keys, logs):
+        assert str(store.work_dir(key)) in log and 'Epoch(train)' in log
+    assert str(store.work_dir(keys[1])) not in logs[0]
+
+
 def test_curves_side_by_side():
     from kdlab.viz.curves import curve_frame, plot_learning_curves
     records = {'baseline': {'curve': [{'epoch': 1, 'mAP': 10.0}, {'epoch': 2, 'mAP': 12.0}]},

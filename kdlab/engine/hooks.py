@@ -92,10 +92,10 @@ class LearningCurveHook(Hook):
     def after_val_epoch(self, runner, metrics=None) -> None:
         import json
         from kdlab.engine.runner import coco_metrics
+        metrics = dict(metrics or {})     # none at all: no detection above the threshold (0, as the record says)
+        self.last = {'epoch': int(runner.epoch), 'metrics': metrics}   # every rank: they decide alike to test or not
         if runner.rank != 0:
             return
-        metrics = dict(metrics or {})     # none at all: no detection above the threshold (0, as the record says)
-        self.last = {'epoch': int(runner.epoch), 'metrics': metrics}
         entry = {'epoch': int(runner.epoch), **coco_metrics(metrics)}
         teacher = {k[len('teacher.'):]: v for k, v in metrics.items() if k.startswith('teacher.')}
         if teacher:

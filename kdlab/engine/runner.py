@@ -10,6 +10,7 @@ import contextlib
 import copy
 import datetime as _dt
 import hashlib
+import itertools
 import logging
 import os
 import platform
@@ -261,6 +262,9 @@ def execute(cfg, *, name: str, store: Optional[RunStore] = None, progress: bool 
                         key=key, resume=resume, launcher=launcher, inputs=inputs or store)
 
 
+#: Runners built in this process (:func:`_execute`: each run's experiment name is its key and this count).
+_RUNNERS = itertools.count(1)
+
 #: A run's config is written (its stored copy, the work directory's dump, the checkpoint's meta) in mmengine's
 #: unformatted layout, ``Config(format_python_code=False)``: the same content, one key per line, in 1 ms instead
 #: of the 0.7 s yapf takes for a distillation config (a third of a smoke-scale run; ``python -m benchmarks
@@ -292,6 +296,10 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
         if not torch.cuda.is_available():    # CPU processes talk over gloo (nccl needs GPUs)
             cfg.env_cfg['dist_cfg'] = dict(backend='gloo')
     stored_text = cfg.pretty_text            # the run's config as planned (its key), stored beside the record
+    # mmengine names a runner's logger, message hub and visualizer by its start time, to the second: two runners
+    # built in one process within a second (smoke runs take about one) would share them, the second writing its
+    # log into the first's file and reading the first's message hub. A name of the run's own keeps them apart.
+    cfg.experiment_name = f'{key}-{next(_RUNNERS)}'
     if cfg.get('kdlab_released') and cfg.get('load_from'):
         from kdlab.zoo.released import local_or_url
         cfg.load_from = local_or_url(cfg.load_from)    # a released checkpoint from the local mirror, if it has it
