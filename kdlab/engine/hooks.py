@@ -112,7 +112,8 @@ class TeacherValidatedOnceHook(Hook):
     teacher that is not trainable (``teacher_trainable=False``, every method of kdlab; :class:`RunChecksHook`
     checks that its weights end as they started) scores the same at every epoch, so the loop's first teacher
     metrics are reported again at the later validations: the same curve (``teacher.coco/...`` at every epoch),
-    a fifth of a mini distillation run's time less. A trainable teacher is evaluated every time, as mmrazor does.
+    and about a tenth of a mini-v2 PKD run's time less (per epoch: 80 s of training, 12 s for each model's
+    validation, RetinaNet-R50 <- X101 on one core). A trainable teacher is evaluated every time, as mmrazor does.
     """
 
     priority = 'VERY_HIGH'
