@@ -8,14 +8,14 @@ from kdlab.errors import CheckpointError
 
 #: Checkpoints that passed :func:`check_checkpoint` in this process, by (file identity, model config): a table's
 #: teacher serves many students, and one check loads the whole file and builds the model (0.3-0.5 s at smoke
-#: scale). The file's identity is its path, inode, size and modification time, so a file replaced, cut or
-#: rewritten since is checked again.
+#: scale). A file replaced, cut or rewritten since has another identity (:func:`kdlab.engine.store.file_identity`)
+#: and is checked again.
 _PASSED: set = set()
 
 
 def _identity(path: str, model_cfg: dict, scope: str) -> tuple:
-    st = os.stat(path)
-    return (os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns, repr(dict(model_cfg)), scope)
+    from kdlab.engine.store import file_identity
+    return (*file_identity(path), repr(dict(model_cfg)), scope)
 
 
 def check_checkpoint(model_cfg: dict, path: str, *, what: str = 'checkpoint', scope: str = 'mmdet') -> None:

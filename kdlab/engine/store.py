@@ -72,8 +72,15 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-#: Digests computed in this process, by file identity (path, inode, size, modification time), as git's index
-#: keeps them: a teacher's or baseline's checkpoint is hashed once, not for every run that records or gates on it.
+def file_identity(path) -> tuple:
+    """What tells a file apart from the same path rewritten, cut or replaced since, as git's index does: its real
+    path, inode, size and modification time. Work done on a file (a digest, a check) is remembered by it."""
+    st = os.stat(path)
+    return (os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+#: Digests computed in this process, by :func:`file_identity`: a teacher's or baseline's checkpoint is hashed
+#: once, not for every run that records or gates on it.
 _DIGESTS: dict = {}
 
 
@@ -82,8 +89,7 @@ def file_digest(path: Optional[str]) -> Optional[str]:
     before in this process and unchanged since (same path, inode, size and modification time) is not read again."""
     if not path or '://' in str(path) or not os.path.isfile(path):
         return None
-    st = os.stat(path)
-    identity = (os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    identity = file_identity(path)
     if identity not in _DIGESTS:
         _DIGESTS[identity] = _sha256(Path(path))[:16]
     return _DIGESTS[identity]

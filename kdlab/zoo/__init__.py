@@ -257,7 +257,7 @@ def _smoke_budget(model: dict) -> None:
     """The smoke scale's RoI budget and detections per image (:data:`SMOKE_ROIS_PER_IMAGE` and the two after it)."""
     _mini_roi_budget(model, SMOKE_ROIS_PER_IMAGE, SMOKE_PROPOSALS_PER_IMAGE)
     test = model.get('test_cfg') or {}
-    for part in (test.get('rcnn'), test if 'max_per_img' in test else None):
+    for part in (test, test.get('rcnn')):          # a one-stage head's test_cfg, or a two-stage detector's R-CNN
         if isinstance(part, dict) and 'max_per_img' in part:
             part['max_per_img'] = SMOKE_DETECTIONS_PER_IMAGE
 
