@@ -28,6 +28,7 @@ bench: setup  ## every benchmark (one: .venv/bin/python -m benchmarks NAME)
 	$(PY) -m benchmarks registry_runs
 	$(PY) -m benchmarks mmcv_ops
 	$(PY) -m benchmarks smoke_runs
+	$(PY) -m benchmarks mini_width
 
 doctor: setup
 	$(PY) -m kdlab.cli doctor

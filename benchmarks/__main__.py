@@ -1,8 +1,8 @@
-"""``python -m benchmarks [feature_losses|train_step|registry_runs|mmcv_ops|throughput|smoke_runs] [options]``: dispatch to a benchmark
+"""``python -m benchmarks [feature_losses|train_step|registry_runs|mmcv_ops|throughput|smoke_runs|mini_width] [options]``: dispatch to a benchmark
 module's ``main`` (no name: ``feature_losses``)."""
 import sys
 
-BENCHMARKS = ('feature_losses', 'train_step', 'registry_runs', 'mmcv_ops', 'throughput', 'smoke_runs')
+BENCHMARKS = ('feature_losses', 'train_step', 'registry_runs', 'mmcv_ops', 'throughput', 'smoke_runs', 'mini_width')
 
 
 def main(argv=None) -> int:
@@ -29,6 +29,9 @@ def main(argv=None) -> int:
     if name == 'smoke_runs':
         from benchmarks import smoke_runs
         return smoke_runs.main(argv)
+    if name == 'mini_width':
+        from benchmarks import mini_width
+        return mini_width.main(argv)
     return 2  # pragma: no cover
 
 

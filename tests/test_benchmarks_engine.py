@@ -132,3 +132,23 @@ print('ok')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                          cwd=str(Path(__file__).resolve().parents[1]))
     assert out.returncode == 0 and out.stdout.strip().endswith('ok'), out.stderr[-2000:]
+
+
+def test_mini_width_times_each_width_against_the_first(capsys, tmp_path):
+    """Each width builds a model of that width (the FPN's channels), and the first width is the reference."""
+    from benchmarks import mini_width
+    out = tmp_path / 'rows.json'
+    code = mini_width.main(['--scale', 'smoke', '--widths', '64', '32', '--warmup', '1', '--repeats', '1',
+                            '--json', str(out)])
+    rows = json.loads(out.read_text())
+    assert code == 0 and [r['width'] for r in rows] == [64, 32] and [r['neck_channels'] for r in rows] == [64, 32]
+    assert rows[0]['ratio'] == 1.0 and rows[1]['median_s'] > 0 and 'x width 64' in capsys.readouterr().out
+
+
+def test_a_trial_may_narrow_the_neck_and_head_only():
+    from kdlab.engine.calibration import trial_config
+    from kdlab.zoo import detector_config
+    narrow, base = (trial_config('retinanet_r50', '1x', width=32),
+                    detector_config('retinanet_r50', 'mini', protocol='v2'))
+    assert narrow.model.neck.out_channels == 32 and narrow.model.bbox_head.feat_channels == 32
+    assert narrow.model.backbone == base.model.backbone and base.model.neck.out_channels == 64

@@ -108,7 +108,7 @@ def calibrate(detectors: Sequence[str] = DEFAULT_DETECTORS, *, schedules: Sequen
 
 # ------------------------------------------------------------------------------------------------ trials
 #: The protocol knobs a trial may change: the same for every method (data, schedule, batch, learning rate).
-TRIAL_KNOBS = ('scene', 'epochs', 'steps', 'batch', 'lr', 'pretrained')
+TRIAL_KNOBS = ('scene', 'epochs', 'steps', 'batch', 'lr', 'pretrained', 'width')
 
 
 def scene_spec(scene: Optional[dict] = None):
@@ -119,19 +119,22 @@ def scene_spec(scene: Optional[dict] = None):
 
 def trial_config(detector: str, schedule: str = '2x', *, seed: int = 0, protocol: str = 'v2',
                  scene: Optional[dict] = None, epochs: Optional[int] = None, steps: Optional[list] = None,
-                 batch: Optional[int] = None, lr: Optional[float] = None, pretrained: Optional[str] = None):
+                 batch: Optional[int] = None, lr: Optional[float] = None, pretrained: Optional[str] = None,
+                 width: Optional[int] = None):
     """The mini config of ``detector`` with some protocol knobs changed: ``scene`` (fields of
     :class:`kdlab.data.scenes.SceneSpec`), ``epochs`` (the schedule's length), ``steps`` (its learning-rate
     steps as fractions, e.g. ``['8/12', '11/12']``, the official 1x's; default one at 3/4),
     ``batch`` (images per iteration), ``lr`` (AdamW's) and ``pretrained`` (a backbone checkpoint written by
-    ``kdlab.zoo.pretrain.pretrain(..., out_dir=)``, in place of the committed one). What the calibration tries
+    ``kdlab.zoo.pretrain.pretrain(..., out_dir=)``, in place of the committed one) and ``width`` (the neck and
+    head channels, :data:`kdlab.zoo.MINI_WIDTH` by default). What the calibration tries
     before a knob becomes the protocol's default."""
     from kdlab.zoo import detector_config, mini_schedule
     data_root = None
     if scene:
         from kdlab.data.scenes import ensure_scenes
         data_root = str(ensure_scenes(scene_spec(scene)))
-    cfg = detector_config(detector, 'mini', schedule=schedule, seed=seed, protocol=protocol, data_root=data_root)
+    cfg = detector_config(detector, 'mini', schedule=schedule, seed=seed, protocol=protocol, data_root=data_root,
+                          **({'width': int(width)} if width else {}))
     if epochs or steps:
         from fractions import Fraction
         cfg.merge_from_dict(mini_schedule(int(epochs or cfg.train_cfg.max_epochs),
@@ -189,7 +192,7 @@ def main(args) -> int:
         row = trial(args.trial, args.schedules[-1], seed=args.seeds[0], protocol=args.protocol,
                     progress=not args.quiet, scene=json.loads(args.scene) if args.scene else None,
                     epochs=args.epochs, steps=args.steps, batch=args.batch, lr=args.lr,
-                    pretrained=args.pretrained)
+                    pretrained=args.pretrained, width=args.width)
         print(row)
         return 0
     _, summary = calibrate(args.detectors or DEFAULT_DETECTORS, schedules=args.schedules, seeds=args.seeds,
@@ -218,4 +221,5 @@ def register(sub) -> None:
     g.add_argument('--batch', type=int)
     g.add_argument('--lr', type=float)
     g.add_argument('--pretrained', metavar='FILE', help='a backbone checkpoint in place of the committed one')
+    g.add_argument('--width', type=int, help='neck and head channels (default: the protocol\'s, 64)')
     p.set_defaults(func=main)

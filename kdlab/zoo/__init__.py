@@ -292,12 +292,14 @@ def mini_model(family: Family, backbone: str, num_classes: int, width: int = MIN
 
 
 def detector_config(name: str, scale: str = 'mini', *, schedule: Optional[str] = None,
-                    data_root: Optional[str] = None, seed: int = 0, protocol: Optional[str] = None):
+                    data_root: Optional[str] = None, seed: int = 0, protocol: Optional[str] = None,
+                    width: int = MINI_WIDTH):
     """The complete mmengine config (model, data, schedule, runtime) of detector ``name`` at ``scale``.
 
     ``schedule`` (``1x``, ``2x``, ...) picks the official full-scale config and the mini epoch budget;
     default: the family's first schedule for that backbone. ``protocol``: the mini scale's
-    (:data:`MINI_PROTOCOLS`; default :func:`mini_protocol`).
+    (:data:`MINI_PROTOCOLS`; default :func:`mini_protocol`). ``width``: the mini and smoke neck / head
+    channels (default :data:`MINI_WIDTH`; a calibration knob, the same for every method; ignored at full scale).
     """
     from mmengine.config import Config
     from kdlab.data import coco_data_config
@@ -328,7 +330,7 @@ def detector_config(name: str, scale: str = 'mini', *, schedule: Optional[str] =
     classes = data['train_dataloader']['dataset']['metainfo']['classes']     # the protocol's categories
     cfg = Config(dict(
         default_scope='mmdet',
-        model=mini_model(family, backbone, num_classes=len(classes), pretrained=v2),
+        model=mini_model(family, backbone, num_classes=len(classes), width=width, pretrained=v2),
         default_hooks=official.default_hooks.to_dict(),
         env_cfg=official.env_cfg.to_dict(),
         log_processor=official.log_processor.to_dict(),
