@@ -92,3 +92,14 @@ def test_full_scale_distilled_students_train_their_baselines_schedule():
         base = plan.baselines.get(ref)
         if base and base != key:
             assert plan.runs[key].schedule == plan.runs[base].schedule, ref
+
+
+@pytest.mark.parametrize('protocol, epochs', [('v1', 36), ('v2', 48)])
+def test_a_teacher_without_a_schedule_trains_3x_under_v1_and_1x_under_v2(monkeypatch, protocol, epochs):
+    """Mini v1's teachers trained three times longer than their students; v2's lead comes from the ladder."""
+    from kdlab.engine.planner import default_teacher_schedule
+    monkeypatch.setenv('KDLAB_MINI', protocol)
+    plan = plan_pair('retinanet_r50', ['retinanet_x101'], 'pkd', 'mini')
+    teacher = plan.runs[plan.rows['teacher:retinanet_x101']]
+    assert teacher.cfg.train_cfg.max_epochs == epochs and teacher.schedule == default_teacher_schedule('mini')
+    assert default_teacher_schedule('full') == '3x'

@@ -173,7 +173,7 @@ class Reproduction:
 
 def reproduction(paper: str, tables: Optional[Sequence[str]] = None, scale: str = 'mini', *,
                  rows: Optional[Sequence[str]] = None, seeds: Sequence[int] = (0,), data_root: Optional[str] = None,
-                 store: Optional[RunStore] = None, teacher_schedule: str = '3x',
+                 store: Optional[RunStore] = None, teacher_schedule: Optional[str] = None,
                  teacher_ckpts: Optional[Dict[str, str]] = None, teacher_input: str = 'student') -> Reproduction:
     """Plan ``tables`` (default: all) of ``paper`` at ``scale`` for each seed.
 
