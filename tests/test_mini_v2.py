@@ -145,3 +145,38 @@ def test_the_protocol_switch(monkeypatch):
     with pytest.raises(UnknownNameError, match='mini protocol'):
         mini_protocol()
     assert mini_protocol('v2') == 'v2'
+
+
+def test_teacher_gaps_reads_both_runs_as_the_planner_keys_them(tmp_path, monkeypatch):
+    """The leaderboard's pair, planned under v2 (teacher 1x, student 1x): a lead under 2 mAP breaks the rule,
+    a run not stored says so."""
+    import json
+    from kdlab.engine.calibration import teacher_gaps
+    from kdlab.engine.planner import plan_pair
+    from kdlab.engine.store import RunStore
+    store = RunStore(root=tmp_path / 'runs', work_root=tmp_path / 'work')
+    monkeypatch.setenv('KDLAB_MINI', 'v2')
+    plan = plan_pair('retinanet_r50', ['retinanet_x101'], 'pkd', 'mini')
+    keys = dict(teacher=plan.rows['teacher:retinanet_x101'], student=plan.rows['baseline'])
+    monkeypatch.setenv('KDLAB_MINI', 'v1')         # teacher_gaps plans under its own protocol
+
+    def store_run(key, mAP):
+        (store.run_dir(key)).mkdir(parents=True)
+        (store.run_dir(key) / 'run.json').write_text(json.dumps(dict(key=key, status='finished',
+                                                                     metrics=dict(mAP=mAP))))
+    store_run(keys['student'], 50.8)
+    frame = teacher_gaps((), [('retinanet_r50', 'retinanet_x101')], store=store)
+    assert frame.loc[0, 'status'] == 'not trained: retinanet_x101 1x' and frame.loc[0, 'student_mAP'] == 50.8
+    store_run(keys['teacher'], 52.0)
+    row = teacher_gaps((), [('retinanet_r50', 'retinanet_x101')], store=store).loc[0]
+    assert (row['lead'], row['meets_rule'], row['teacher_run']) == (1.2, False, keys['teacher'])
+    assert row['tables'] == 'leaderboard' and row['teacher_schedule'] == '1x'
+
+
+def test_the_makefiles_mini_tables_are_seed_tables():
+    import re
+    from pathlib import Path
+    from kdlab.engine.calibration import SEED_TABLES
+    text = (Path(__file__).resolve().parents[1] / 'Makefile').read_text()
+    tables = re.search(r'^MINI_TABLES := (.*)$', text, re.M).group(1).split()
+    assert set(tables) <= set(SEED_TABLES) and set(SEED_TABLES) - set(tables) == {'dfmsd/table6'}

@@ -106,6 +106,73 @@ def calibrate(detectors: Sequence[str] = DEFAULT_DETECTORS, *, schedules: Sequen
     return pd.DataFrame(rows), summary
 
 
+# ------------------------------------------------------------------------------ the ladder, pair by pair
+#: The seed tables of the mini re-runs (issue "The seed tables and the leaderboard under mini v2"); the
+#: Makefile's ``MINI_TABLES`` are these less DFMSD Table 6 (a test keeps them in step).
+SEED_TABLES = ('pkd/abstract', 'dcsf_kd/table2', 'dsamkd/abstract', 'icd/readme', 'dfmsd/table4', 'dfmsd/table6')
+#: The ladder's rule (issue "Mini scale v2", item 4): every teacher at least this much mAP above every baseline
+#: student it teaches.
+MIN_TEACHER_LEAD = 2.0
+
+
+def teacher_gaps(tables: Sequence[str] = SEED_TABLES, pairs: Optional[Sequence] = None, *, protocol: str = 'v2',
+                 store=None):
+    """Every (teacher, baseline student) pair that the distillation rows of ``tables`` and the leaderboard's
+    ``pairs`` (default :data:`kdlab.engine.leaderboard.DEFAULT_PAIRS`) name, at mini scale under ``protocol``:
+    each detector's run as the planner keys it (seed 0; the row's schedules, a teacher without one
+    :func:`kdlab.engine.planner.default_teacher_schedule`; a DFMSD chain gives one pair per teacher), both
+    runs' stored mAP, the teacher's lead and whether it meets :data:`MIN_TEACHER_LEAD`. Nothing is trained; a
+    run not stored yet, or a detector the zoo cannot build at this protocol yet, says so in ``status``."""
+    import pandas as pd
+    from unittest import mock
+    from kdlab import papers
+    from kdlab.engine.leaderboard import DEFAULT_PAIRS
+    from kdlab.engine.planner import _Planner, _schedule, default_teacher_schedule, zoo_name
+    from kdlab.engine.store import RunStore
+    from kdlab.errors import KdlabError
+    store = store or RunStore()
+    wanted: dict = {}           # (teacher, its schedule, student, its schedule) -> where
+    for t in tables:
+        for row in papers.iter_rows(*t.split('/', 1)):
+            student = zoo_name(row.student)
+            if row.method == 'baseline' or not row.runnable or student is None:
+                continue
+            for spec in row.teachers:
+                teacher = zoo_name(spec)
+                if teacher is not None:
+                    key = (teacher, _schedule(spec, None), student, _schedule(row.student, '1x'))
+                    wanted.setdefault(key, []).append(t)
+    for s_name, t_name in (DEFAULT_PAIRS if pairs is None else pairs):
+        wanted.setdefault((t_name, None, s_name, '1x'), []).append('leaderboard')
+
+    def mAP(key):
+        rec = store.load(key)
+        return None if rec is None else (rec.get('metrics') or {}).get('mAP')
+
+    rows = []
+    with mock.patch.dict('os.environ', {'KDLAB_MINI': protocol}):
+        planner = _Planner('mini', 0, None, default_teacher_schedule('mini'))
+        for (t_name, t_sched, s_name, s_sched), where in wanted.items():
+            t_sched = t_sched or planner.teacher_schedule
+            row = dict(teacher=t_name, teacher_schedule=t_sched, student=s_name, student_schedule=s_sched,
+                       tables=' '.join(dict.fromkeys(where)))
+            try:
+                t_run = planner.detector_run(t_name, t_sched, 'teacher')
+                s_run = planner.detector_run(s_name, s_sched, 'baseline')
+            except KdlabError as err:     # a detector the zoo cannot build at this protocol yet: said, not hidden
+                rows.append(dict(row, status='cannot be built: ' + str(err).splitlines()[0]))
+                continue
+            t_map, s_map = mAP(t_run.key), mAP(s_run.key)
+            lead = None if t_map is None or s_map is None else round(t_map - s_map, 2)
+            missing = [f'{n} {sc}' for n, sc, v in ((t_name, t_sched, t_map), (s_name, s_sched, s_map)) if v is None]
+            rows.append(dict(row, teacher_mAP=t_map, student_mAP=s_map, lead=lead,
+                             meets_rule=None if lead is None else bool(lead >= MIN_TEACHER_LEAD),
+                             status='measured' if not missing else 'not trained: ' + ', '.join(missing),
+                             teacher_run=t_run.key, student_run=s_run.key))
+    frame = pd.DataFrame(rows)
+    return frame.sort_values(['student', 'student_schedule', 'teacher']).reset_index(drop=True)
+
+
 # ------------------------------------------------------------------------------------------------ trials
 #: The protocol knobs a trial may change: the same for every method (data, schedule, batch, learning rate).
 TRIAL_KNOBS = ('scene', 'epochs', 'steps', 'batch', 'lr', 'pretrained', 'width')
@@ -187,6 +254,17 @@ def trial(detector: str, schedule: str = '2x', *, seed: int = 0, protocol: str =
 
 
 def main(args) -> int:
+    if args.gaps:
+        from kdlab.engine.report import results_dir
+        frame = teacher_gaps(protocol=args.protocol)
+        out = results_dir(f'mini_{args.protocol}')
+        out.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(out / 'gaps.csv', index=False)
+        cols = ['teacher', 'teacher_schedule', 'student', 'student_schedule', 'teacher_mAP', 'student_mAP', 'lead',
+                'meets_rule', 'status']
+        print(frame[cols].to_string(index=False))
+        print(f'written: {out / "gaps.csv"}')
+        return 0
     if args.trial:
         import json
         row = trial(args.trial, args.schedules[-1], seed=args.seeds[0], protocol=args.protocol,
@@ -210,6 +288,9 @@ def register(sub) -> None:
     p.add_argument('--protocol', default='v2', choices=('v1', 'v2'))
     p.add_argument('--stored', action='store_true', help='train nothing: summarise the runs already stored')
     p.add_argument('--quiet', action='store_true')
+    p.add_argument('--gaps', action='store_true', help='train nothing: every teacher-student pair of the seed '
+                   'tables and the leaderboard with both stored mAPs and the teacher\'s lead (at least '
+                   f'{MIN_TEACHER_LEAD}), written to results/mini_<protocol>/gaps.csv')
     g = p.add_argument_group('trials', 'train one detector with protocol knobs changed (kept apart from the '
                              "protocol's runs; a row of results/mini_<protocol>/trials.csv)")
     g.add_argument('--trial', metavar='DETECTOR', help='the detector of the trial (its schedule: the last of '
