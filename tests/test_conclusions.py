@@ -54,3 +54,21 @@ def test_the_summary_reads_every_reproduced_table_of_a_scale(tmp_path):
     md = (tmp_path / 'summary_mini.md').read_text()
     assert '2 tables, 2 of 3 distilled rows with the paper\'s sign of gain (67%)' in md
     assert (tmp_path / 'summary_mini.csv').is_file()
+
+
+def test_mini_v2_results_are_named_apart_from_v1s(tmp_path, monkeypatch):
+    """A v2 table is written as <table>_mini_v2 and summarised on its own: v1's files are never overwritten."""
+    from kdlab.engine.conclusions import summary
+    from kdlab.engine.report import export
+    from kdlab.zoo import scale_label
+    monkeypatch.setenv('KDLAB_MINI', 'v2')
+    assert (scale_label('mini'), scale_label('mini', 'v1'), scale_label('full')) == ('mini_v2', 'mini', 'full')
+    rows = [('0', 'T', 'S', 'm0', 1.0, 2.0, math.nan)]
+    (tmp_path / 'p1').mkdir()
+    _frame(rows).to_csv(tmp_path / 'p1' / 'table1_mini.csv', index=False)         # v1's, left alone
+    frame = _frame([('0', 'T', 'S', 'm0', 1.0, -1.0, math.nan)])
+    frame.attrs.update(paper='p1', table='table1', scale='mini', label=scale_label('mini'), seeds=[0])
+    paths = export(frame, tmp_path / 'p1', formats=['csv'], figure=False)
+    assert [p.name for p in paths] == ['table1_mini_v2.csv', 'table1_mini_v2_conclusions.csv']
+    assert list(summary('mini_v2', tmp_path)['same sign']) == [0]
+    assert list(summary('mini', tmp_path)['same sign']) == [1]

@@ -54,7 +54,8 @@ def run_notebooks(paper: str, tables: Optional[Sequence[str]] = None, *, scale: 
         groups = {'': tables}
     else:
         groups = {f'_{t}': [t] for t in tables}
-    jobs_of: Dict[str, Path] = {s: out / f'reproduce_{paper}_{scale}{s}.ipynb' for s in groups}
+    from kdlab.zoo import scale_label
+    jobs_of: Dict[str, Path] = {s: out / f'reproduce_{paper}_{scale_label(scale)}{s}.ipynb' for s in groups}
 
     def one(suffix: str) -> Path:
         return notebooks.execute(source, {**params, 'paper_id': paper, 'tables': groups[suffix], 'scale': scale},
@@ -279,7 +280,8 @@ def main(args) -> int:
     for p in paths:
         print('executed notebook:', p)
     from kdlab.engine.conclusions import summary
-    checks = summary(args.scale, Path(args.export_dir).parent if args.export_dir else None)
+    from kdlab.zoo import scale_label
+    checks = summary(scale_label(args.scale), Path(args.export_dir).parent if args.export_dir else None)
     whole = checks[checks['block'].str.startswith('all') & (checks['paper'] == args.paper)]
     for rec in whole.itertuples(index=False):
         print(f'conclusion check, {rec.paper} {rec.table}: {rec.verdict}')

@@ -116,7 +116,8 @@ def to_markdown(checks) -> str:
 
 
 def reproduced_tables(scale: str = 'mini', root: Union[None, str, Path] = None) -> List[Path]:
-    """Every ``results/<paper>/<table>_<scale>.csv`` (a comparison written by :func:`kdlab.engine.report.export`)."""
+    """Every ``results/<paper>/<table>_<scale>.csv`` (a comparison written by :func:`kdlab.engine.report.export`);
+    ``scale`` as results files name it (:func:`kdlab.zoo.scale_label`: ``mini`` for v1, ``mini_v2``)."""
     from kdlab.engine.store import repo_root
     root = Path(root) if root is not None else repo_root() / 'results'
     return sorted(p for p in root.glob(f'*/*_{scale}.csv') if p.parent.name not in ('leaderboard', 'mini_v2'))
@@ -124,8 +125,9 @@ def reproduced_tables(scale: str = 'mini', root: Union[None, str, Path] = None) 
 
 def summary(scale: str = 'mini', root: Union[None, str, Path] = None, *, write: bool = True,
             tables: Optional[Iterable[Path]] = None):
-    """The conclusion checks of every reproduced table of ``scale`` in one frame; written (``write``) to
-    ``<root>/summary_<scale>.csv`` and ``.md``."""
+    """The conclusion checks of every reproduced table of ``scale`` (as results files name it,
+    :func:`kdlab.zoo.scale_label`) in one frame; written (``write``) to ``<root>/summary_<scale>.csv`` and
+    ``.md``."""
     import pandas as pd
     from kdlab.engine.store import atomic_write_text, repo_root
     root = Path(root) if root is not None else repo_root() / 'results'

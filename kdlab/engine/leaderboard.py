@@ -133,9 +133,11 @@ def main(args) -> int:
     frame = leaderboard(pairs, args.methods, args.seeds, args.scale, store=RunStore(args.results) if args.results
                         else None, train=not args.no_train, workers=args.workers)
     print(frame.to_string(index=False, float_format=lambda v: f'{v:.1f}'))
+    from kdlab.zoo import scale_label
     out = Path(args.out) if args.out else repo_root() / 'results' / 'leaderboard'
-    atomic_write_text(out / f'leaderboard_{args.scale}.csv', frame.to_csv(index=False))
-    print(f'\nwritten: {out / f"leaderboard_{args.scale}.csv"}', file=sys.stderr)
+    path = out / f'leaderboard_{scale_label(args.scale)}.csv'     # mini v2 beside v1's, never over it
+    atomic_write_text(path, frame.to_csv(index=False))
+    print(f'\nwritten: {path}', file=sys.stderr)
     return 0
 
 

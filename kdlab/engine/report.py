@@ -139,12 +139,13 @@ def plot_comparison(frame):
 
 def export(frame, out: Union[None, str, Path] = None, *, formats: Iterable[str] = ('csv', 'md', 'tex', 'png'),
            figure: bool = True) -> List[Path]:
-    """Write the comparison as ``<out>/<table>_<scale>.<fmt>`` (default ``out``: ``results/<paper>``); figure
-    formats (png, pdf, svg) draw :func:`plot_comparison`. Returns the paths written."""
+    """Write the comparison as ``<out>/<table>_<label>.<fmt>`` (default ``out``: ``results/<paper>``; ``label``:
+    the scale as :func:`kdlab.zoo.scale_label` names it, ``mini_v2`` under mini v2); figure formats (png, pdf,
+    svg) draw :func:`plot_comparison`. Returns the paths written."""
     from kdlab.viz.export import FORMATS as FIGURE_FORMATS, save_figure
     a = frame.attrs
     folder = Path(out) if out is not None else results_dir(a['paper'])
-    name = f'{a["table"]}_{a["scale"]}'
+    name = f'{a["table"]}_{a.get("label", a["scale"])}'
     formats = list(formats)
     unknown = [f for f in formats if f not in TABLE_FORMATS + FIGURE_FORMATS]
     if unknown:

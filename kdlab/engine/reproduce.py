@@ -254,10 +254,11 @@ def compare_rows(paper: str, table: str, plans: Dict[int, Plan], store: RunStore
     again after the row's run distilled from it (:meth:`RunStore.rebuilt_inputs`), with both builds' mAP; a
     teacher that scored below the row's baseline student at this scale; the run record's ``notes`` (a teacher
     fed input normalised for another detector). ``attrs``: paper, table, title, source, scale,
-    seeds.
+    seeds, label (the scale's name in results files, :func:`kdlab.zoo.scale_label`).
     """
     import pandas as pd
     from kdlab import papers
+    from kdlab.zoo import scale_label
     reported = [r for r in papers.iter_rows(paper, table) if rows is None or r.id in rows]
     data = papers.load_table_data(paper, table)
     metrics = [m for m in data['metrics'] if m in METRICS]
@@ -321,6 +322,7 @@ def compare_rows(paper: str, table: str, plans: Dict[int, Plan], store: RunStore
         records.append(rec)
     frame = pd.DataFrame.from_records(records)
     frame.attrs.update(paper=paper, table=table, title=data['title'], source=data['source'], scale=scale,
+                       label=scale_label(scale),
                        seeds=list(seeds), metrics=metrics)
     return frame
 

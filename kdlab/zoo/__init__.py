@@ -47,6 +47,13 @@ def mini_protocol(protocol: Optional[str] = None) -> str:
     return chosen
 
 
+def scale_label(scale: str, protocol: Optional[str] = None) -> str:
+    """How results files name a scale: ``mini_v2`` for the mini scale under v2 (:func:`mini_protocol`), else the
+    scale (``mini`` is v1's), so that one protocol's tables, leaderboard and summary never overwrite another's
+    (``results/<paper>/<table>_mini_v2.csv`` beside v1's ``<table>_mini.csv``)."""
+    return 'mini_v2' if scale == 'mini' and mini_protocol(protocol) == 'v2' else scale
+
+
 @dataclasses.dataclass(frozen=True)
 class Family:
     """One detector family: its official base config and full-scale config per (backbone, schedule)."""
