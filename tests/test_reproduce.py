@@ -166,6 +166,25 @@ def test_the_board_trains_each_shared_run_once_in_one_plan():
         seen.add(run.key)
 
 
+def test_dfmsd_distils_a_leaderboard_pair_through_its_papers_chain(tmp_path):
+    """The cell RetinaNet-R50 <- X101: DFMSD's SAL runs R101 first, then X101 (the paper's Table 11 chain); the
+    other methods distil from X101 alone, and the board says which chain DFMSD took."""
+    from kdlab.engine.leaderboard import board, plan_board
+    plans, unavailable = plan_board([('retinanet_r50', 'retinanet_x101')], ['dfmsd', 'pkd'], seeds=(0,),
+                                    scale='smoke')
+    dfmsd, pkd = plans[('retinanet_r50', 'retinanet_x101', 'dfmsd', 0)], plans[('retinanet_r50', 'retinanet_x101',
+                                                                                'pkd', 0)]
+    assert [r for r in dfmsd.rows if r.startswith('teacher:')] == ['teacher:retinanet_r101', 'teacher:retinanet_x101']
+    assert [r.role for r in dfmsd.ordered()].count('stage') == 1
+    assert [r for r in pkd.rows if r.startswith('teacher:')] == ['teacher:retinanet_x101']
+    store = _store(tmp_path)
+    for plan in (dfmsd, pkd):
+        for ref in ('baseline', 'teacher:retinanet_x101', 'distilled'):
+            _fake_record(store, plan.rows[ref], 30.0)
+    frame = board(plans, unavailable, store, (0,)).set_index('method')
+    assert frame.loc['dfmsd', 'note'] == 'through retinanet_r101 -> retinanet_x101' and frame.loc['pkd', 'note'] == ''
+
+
 def test_a_stored_teacher_without_its_checkpoint_here_is_counted_as_a_rebuild(tmp_path):
     store = _store(tmp_path)
     job = reproduction('pkd', ['abstract'], 'smoke', store=store)

@@ -51,13 +51,17 @@ def parse_pair(text: str) -> Tuple[str, str]:
 def plan_board(pairs: Sequence[Tuple[str, str]] = DEFAULT_PAIRS, methods: Optional[Sequence[str]] = None,
                seeds: Sequence[int] = (0, 1, 2), scale: str = 'mini', *, data_root: Optional[str] = None):
     """``({(student, teacher, method, seed): plan}, {(student, teacher, method): why not})``: one plan per
-    cell and seed; a method that cannot distil a pair (CrossKD on a two-stage head, ...) says why."""
+    cell and seed; a method that cannot distil a pair (CrossKD on a two-stage head, ...) says why. DFMSD
+    distils through its paper's chain (:func:`kdlab.methods.dfmsd.sal_chain`: RetinaNet-R101 -> X101 for an
+    X101 teacher), as the issue's leaderboard cell asks."""
+    from kdlab.methods.dfmsd import sal_chain
     plans, unavailable = {}, {}
     for student, teacher in pairs:
         for method in methods or default_methods():
+            teachers = sal_chain(teacher) if method == 'dfmsd' else [teacher]
             for seed in seeds:
                 try:
-                    plans[(student, teacher, method, seed)] = plan_pair(student, [teacher], method, scale,
+                    plans[(student, teacher, method, seed)] = plan_pair(student, teachers, method, scale,
                                                                         seed=seed, data_root=data_root)
                 except KdlabError as err:
                     unavailable[(student, teacher, method)] = str(err).splitlines()[0]
@@ -87,9 +91,11 @@ def board(plans, unavailable, store: RunStore, seeds: Sequence[int]):
             if rec is None or seed in c['seeds']:
                 continue
             c['seeds'].append(seed)
-            note = rebuilt_note(store.rebuilt_inputs(rec))
-            if note and note not in c['notes']:
-                c['notes'].append(note)
+            chain = [ref.split(':', 1)[1] for ref in plan.rows if ref.startswith('teacher:')]
+            for note in (rebuilt_note(store.rebuilt_inputs(rec)),
+                         f'through {" -> ".join(chain)}' if role == 'distilled' and len(chain) > 1 else ''):
+                if note and note not in c['notes']:
+                    c['notes'].append(note)
             c['mAP'].append(float(rec['metrics']['mAP']))
             if role == 'distilled' and get['baseline'] is not None:
                 c['gain'].append(float(rec['metrics']['mAP']) - float(get['baseline']['metrics']['mAP']))

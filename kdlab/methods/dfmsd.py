@@ -29,6 +29,23 @@ from kdlab.methods._common import by_kind, detector_kind, level_distiller
 
 SFA_DEFAULT = ('P1', 'P2', 'P3')   # Table 9's best row
 
+#: SAL's assistant teacher, by the final teacher's backbone: the paper's chains put the same detector with the
+#: next weaker backbone first (Tables 8-9 and 11: Cascade Mask R-CNN and RetinaNet R101 -> X101; Table 10:
+#: Swin-T -> Swin-S). Used where a pair names one teacher (the leaderboard), not where a row names its chain.
+SAL_ASSISTANT = {'x101': 'r101', 'swin_s': 'swin_t'}
+
+
+def sal_chain(teacher: str) -> List[str]:
+    """The SAL chain DFMSD's paper would distil ``teacher`` (a zoo name) with: its assistant
+    (:data:`SAL_ASSISTANT`, same detector) first, if the zoo has it; else the teacher alone."""
+    from kdlab.zoo import list_detectors
+    for full, short in SAL_ASSISTANT.items():
+        if teacher.endswith('_' + full):
+            assistant = teacher[:-len(full)] + short
+            if assistant in list_detectors():
+                return [assistant, teacher]
+    return [teacher]
+
 
 def sfa_indices(sfa_levels: Sequence[Union[str, int]], num_pairs: int) -> List[int]:
     """Positions in the distilled pyramid of the SFA levels: the paper's ``'P1'`` is the first (finest)
