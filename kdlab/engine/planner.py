@@ -148,11 +148,11 @@ class _Planner:
         self.teacher_input = teacher_input
 
     def detector_run(self, name: str, schedule: str, role: str) -> PlannedRun:
-        from kdlab.zoo import detector_config
+        from kdlab.zoo import detector_config, scale_label
         if self.scale == 'full':
             schedule = full_schedule(name, schedule)
         cfg = detector_config(name, self.scale, schedule=schedule, data_root=self.data_root, seed=self.seed)
-        label = f'{name} {schedule} ({self.scale})'
+        label = f'{name} {schedule} ({scale_label(self.scale)})'
         if role == 'teacher' and name in self.teacher_ckpts:
             # a released teacher: evaluated, not trained (its key names the checkpoint, not where it lies)
             cfg.load_from = self.teacher_ckpts[name]
@@ -177,12 +177,12 @@ class _Planner:
     def distilled_runs(self, method: str, params: dict, student: str, s_sched: str,
                        teachers: List[Tuple[str, PlannedRun]]):
         from kdlab.methods import distill_config
-        from kdlab.zoo import detector_config
+        from kdlab.zoo import detector_config, scale_label
         if self.scale == 'full':     # the schedule its baseline trains (detector_run): the zoo's nearest config
             s_sched = full_schedule(student, s_sched)
         s_cfg = detector_config(student, self.scale, schedule=s_sched, data_root=self.data_root, seed=self.seed)
         params = dict(params)
-        label = f'{student} <- {" -> ".join(t for t, _ in teachers)} [{method}] ({self.scale})'
+        label = f'{student} <- {" -> ".join(t for t, _ in teachers)} [{method}] ({scale_label(self.scale)})'
         if method == 'dfmsd':
             from kdlab.methods.dfmsd import sal_stages, stage_placeholder
             sal = params.pop('sal', True)
