@@ -165,12 +165,16 @@ def test_teacher_gaps_reads_both_runs_as_the_planner_keys_them(tmp_path, monkeyp
         (store.run_dir(key) / 'run.json').write_text(json.dumps(dict(key=key, status='finished',
                                                                      metrics=dict(mAP=mAP))))
     store_run(keys['student'], 50.8)
-    frame = teacher_gaps((), [('retinanet_r50', 'retinanet_x101')], store=store)
-    assert frame.loc[0, 'status'] == 'not trained: retinanet_x101 1x' and frame.loc[0, 'student_mAP'] == 50.8
+    frame = teacher_gaps((), [('retinanet_r50', 'retinanet_x101')], store=store).set_index('teacher')
+    assert list(frame.index) == ['retinanet_r101', 'retinanet_x101']      # DFMSD's cell: R101 -> X101
+    x101 = frame.loc['retinanet_x101']
+    assert x101['status'] == 'not trained: retinanet_x101 1x' and x101['student_mAP'] == 50.8
     store_run(keys['teacher'], 52.0)
-    row = teacher_gaps((), [('retinanet_r50', 'retinanet_x101')], store=store).loc[0]
-    assert (row['lead'], row['meets_rule'], row['teacher_run']) == (1.2, False, keys['teacher'])
-    assert row['tables'] == 'leaderboard' and row['teacher_schedule'] == '1x'
+    x101 = teacher_gaps((), [('retinanet_r50', 'retinanet_x101')], store=store).set_index('teacher').loc['retinanet_x101']
+    assert (x101['lead'], x101['meets_rule'], x101['teacher_run']) == (1.2, False, keys['teacher'])
+    assert x101['tables'] == 'leaderboard' and x101['teacher_schedule'] == '1x'
+    import os
+    assert os.environ['KDLAB_MINI'] == 'v1'        # the protocol of the caller is left as it was
 
 
 def test_the_makefiles_mini_tables_are_seed_tables():

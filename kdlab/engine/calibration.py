@@ -120,16 +120,18 @@ def teacher_gaps(tables: Sequence[str] = SEED_TABLES, pairs: Optional[Sequence] 
     """Every (teacher, baseline student) pair that the distillation rows of ``tables`` and the leaderboard's
     ``pairs`` (default :data:`kdlab.engine.leaderboard.DEFAULT_PAIRS`) name, at mini scale under ``protocol``:
     each detector's run as the planner keys it (seed 0; the row's schedules, a teacher without one
-    :func:`kdlab.engine.planner.default_teacher_schedule`; a DFMSD chain gives one pair per teacher), both
+    :func:`kdlab.engine.planner.default_teacher_schedule`; a DFMSD chain gives one pair per teacher, a
+    leaderboard pair's too, :func:`kdlab.methods.dfmsd.sal_chain`), both
     runs' stored mAP, the teacher's lead and whether it meets :data:`MIN_TEACHER_LEAD`. Nothing is trained; a
     run not stored yet, or a detector the zoo cannot build at this protocol yet, says so in ``status``."""
     import pandas as pd
-    from unittest import mock
     from kdlab import papers
     from kdlab.engine.leaderboard import DEFAULT_PAIRS
     from kdlab.engine.planner import _Planner, _schedule, default_teacher_schedule, zoo_name
     from kdlab.engine.store import RunStore
     from kdlab.errors import KdlabError
+    from kdlab.methods.dfmsd import sal_chain
+    from kdlab.zoo import under_protocol
     store = store or RunStore()
     wanted: dict = {}           # (teacher, its schedule, student, its schedule) -> where
     for t in tables:
@@ -143,14 +145,15 @@ def teacher_gaps(tables: Sequence[str] = SEED_TABLES, pairs: Optional[Sequence] 
                     key = (teacher, _schedule(spec, None), student, _schedule(row.student, '1x'))
                     wanted.setdefault(key, []).append(t)
     for s_name, t_name in (DEFAULT_PAIRS if pairs is None else pairs):
-        wanted.setdefault((t_name, None, s_name, '1x'), []).append('leaderboard')
+        for teacher in sal_chain(t_name):               # DFMSD's cell distils through the chain
+            wanted.setdefault((teacher, None, s_name, '1x'), []).append('leaderboard')
 
     def mAP(key):
         rec = store.load(key)
         return None if rec is None else (rec.get('metrics') or {}).get('mAP')
 
     rows = []
-    with mock.patch.dict('os.environ', {'KDLAB_MINI': protocol}):
+    with under_protocol(protocol):
         planner = _Planner('mini', 0, None, default_teacher_schedule('mini'))
         for (t_name, t_sched, s_name, s_sched), where in wanted.items():
             t_sched = t_sched or planner.teacher_schedule

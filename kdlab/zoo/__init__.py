@@ -19,6 +19,7 @@ Everything returned is a plain :class:`mmengine.config.Config`; ``cfg.dump(path)
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import functools
@@ -45,6 +46,22 @@ def mini_protocol(protocol: Optional[str] = None) -> str:
     if chosen not in MINI_PROTOCOLS:
         raise UnknownNameError('mini protocol', chosen, MINI_PROTOCOLS, 'set KDLAB_MINI to v1 or v2')
     return chosen
+
+
+@contextlib.contextmanager
+def under_protocol(protocol: str):
+    """Within the block, the mini scale's protocol is ``protocol`` (``$KDLAB_MINI``, which every config built
+    without ``protocol=`` reads: the planner's, the leaderboard's), as ``KDLAB_MINI=v2 kdlab ...`` would set it."""
+    mini_protocol(protocol)                          # an unknown protocol raises here, naming the known ones
+    before = os.environ.get('KDLAB_MINI')
+    os.environ['KDLAB_MINI'] = protocol
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop('KDLAB_MINI', None)
+        else:
+            os.environ['KDLAB_MINI'] = before
 
 
 def scale_label(scale: str, protocol: Optional[str] = None) -> str:
