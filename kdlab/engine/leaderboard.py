@@ -86,11 +86,16 @@ def board(plans, unavailable, store: RunStore, seeds: Sequence[int]):
         get = {role: store.load(plan.rows[ref]) for role, ref in
                (('teacher', f'teacher:{teacher}'), ('baseline', 'baseline'), ('distilled', 'distilled'))}
         for role, label in (('teacher', 'teacher'), ('baseline', 'baseline'), ('distilled', method)):
-            c = cells.setdefault((student, teacher, label), {'mAP': [], 'gain': [], 'seeds': [], 'notes': []})
+            c = cells.setdefault((student, teacher, label), {'mAP': [], 'gain': [], 'seeds': [], 'notes': [],
+                                                             'runs': []})
             rec = get[role]
             if rec is None or seed in c['seeds']:
                 continue
             c['seeds'].append(seed)
+            run = rec.get('key') or f'seed {seed}'
+            if run in c['runs']:               # one teacher for every seed (mini v2): its mAP counts once
+                continue
+            c['runs'].append(run)
             chain = [ref.split(':', 1)[1] for ref in plan.rows if ref.startswith('teacher:')]
             for note in (rebuilt_note(store.rebuilt_inputs(rec)),
                          f'through {" -> ".join(chain)}' if role == 'distilled' and len(chain) > 1 else ''):
