@@ -96,6 +96,21 @@ def test_pretraining_writes_fp16_weights_with_their_sha256_and_resumes(pretraine
     assert pretrain.pretrain('r18', **kwargs)['sha256'] == entry['sha256']
 
 
+def test_pretraining_never_resumes_another_stand_ins_state(pretrained_dir, tmp_path, monkeypatch):
+    from kdlab.zoo import MINI_V2_BACKBONES, pretrain
+    kwargs = dict(epochs=1, train_images=64, val_images=32, batch=32, progress=False, cache=tmp_path / 'state')
+    first = pretrain.pretrain('r18', **kwargs)
+    bb, channels = MINI_V2_BACKBONES['r18']
+    monkeypatch.setitem(MINI_V2_BACKBONES, 'r18', (dict(bb, depth=34), channels))   # a changed stand-in
+    from kdlab.errors import KdlabError
+    with pytest.raises(KdlabError, match='another stand-in'):      # its old weights are never loaded into it
+        pretrain.pretrained_init('r18')
+    second = pretrain.pretrain('r18', **kwargs)          # trained afresh: loading the old state would raise
+    assert second['sha256'] != first['sha256'] and [h['epoch'] for h in second['history']] == [1]
+    assert pretrain.pretrained_init('r18')['checkpoint'].endswith(second['file'])
+    assert not (pretrained_dir / first['file']).exists()            # the replaced weights are gone
+
+
 def test_a_v2_detector_loads_the_pretrained_backbone(pretrained_dir, tmp_path, monkeypatch):
     from kdlab.zoo import detector_config, pretrain
     from kdlab.errors import KdlabError
@@ -148,32 +163,36 @@ def test_the_protocol_switch(monkeypatch):
 
 
 def test_teacher_gaps_reads_both_runs_as_the_planner_keys_them(tmp_path, monkeypatch):
-    """The leaderboard's pair, planned under v2 (teacher 1x, student 1x): a lead under 2 mAP breaks the rule,
-    a run not stored says so."""
+    """A leaderboard pair planned under v2 (teacher 1x, student 1x): a lead under 2 mAP breaks the rule, a run
+    not stored says so, a DFMSD chain's assistant counts, a teacher the zoo cannot build yet says why."""
     import json
+    import os
     from kdlab.engine.calibration import teacher_gaps
     from kdlab.engine.planner import plan_pair
     from kdlab.engine.store import RunStore
     store = RunStore(root=tmp_path / 'runs', work_root=tmp_path / 'work')
     monkeypatch.setenv('KDLAB_MINI', 'v2')
-    plan = plan_pair('retinanet_r50', ['retinanet_x101'], 'pkd', 'mini')
-    keys = dict(teacher=plan.rows['teacher:retinanet_x101'], student=plan.rows['baseline'])
+    plan = plan_pair('retinanet_r50', ['retinanet_r101'], 'dfmsd', 'mini')
+    keys = dict(teacher=plan.rows['teacher:retinanet_r101'], student=plan.rows['baseline'])
     monkeypatch.setenv('KDLAB_MINI', 'v1')         # teacher_gaps plans under its own protocol
 
     def store_run(key, mAP):
         (store.run_dir(key)).mkdir(parents=True)
         (store.run_dir(key) / 'run.json').write_text(json.dumps(dict(key=key, status='finished',
                                                                      metrics=dict(mAP=mAP))))
+
+    def gaps():
+        return teacher_gaps((), [('retinanet_r50', 'retinanet_r101'), ('retinanet_r50', 'mask_rcnn_swin_s')],
+                            store=store).set_index('teacher')
     store_run(keys['student'], 50.8)
-    frame = teacher_gaps((), [('retinanet_r50', 'retinanet_x101')], store=store).set_index('teacher')
-    assert list(frame.index) == ['retinanet_r101', 'retinanet_x101']      # DFMSD's cell: R101 -> X101
-    x101 = frame.loc['retinanet_x101']
-    assert x101['status'] == 'not trained: retinanet_x101 1x' and x101['student_mAP'] == 50.8
+    r101 = gaps().loc['retinanet_r101']
+    assert r101['status'] == 'not trained: retinanet_r101 1x' and r101['student_mAP'] == 50.8
     store_run(keys['teacher'], 52.0)
-    x101 = teacher_gaps((), [('retinanet_r50', 'retinanet_x101')], store=store).set_index('teacher').loc['retinanet_x101']
-    assert (x101['lead'], x101['meets_rule'], x101['teacher_run']) == (1.2, False, keys['teacher'])
-    assert x101['tables'] == 'leaderboard' and x101['teacher_schedule'] == '1x'
-    import os
+    frame = gaps()
+    r101 = frame.loc['retinanet_r101']
+    assert (r101['lead'], r101['meets_rule'], r101['teacher_run']) == (1.2, False, keys['teacher'])
+    assert r101['tables'] == 'leaderboard' and r101['teacher_schedule'] == '1x'
+    assert {'mask_rcnn_swin_t', 'mask_rcnn_swin_s'} <= set(frame.index)             # DFMSD's Swin-T -> Swin-S
     assert os.environ['KDLAB_MINI'] == 'v1'        # the protocol of the caller is left as it was
 
 

@@ -99,8 +99,8 @@ def test_a_teacher_without_a_schedule_trains_3x_under_v1_and_1x_under_v2(monkeyp
     """Mini v1's teachers trained three times longer than their students; v2's lead comes from the ladder."""
     from kdlab.engine.planner import default_teacher_schedule
     monkeypatch.setenv('KDLAB_MINI', protocol)
-    plan = plan_pair('retinanet_r50', ['retinanet_x101'], 'pkd', 'mini')
-    teacher = plan.runs[plan.rows['teacher:retinanet_x101']]
+    plan = plan_pair('retinanet_r50', ['retinanet_r101'], 'dfmsd', 'mini')
+    teacher = plan.runs[plan.rows['teacher:retinanet_r101']]
     assert teacher.cfg.train_cfg.max_epochs == epochs and teacher.schedule == default_teacher_schedule('mini')
     assert default_teacher_schedule('full') == '3x'
 
@@ -109,7 +109,7 @@ def test_a_teacher_without_a_schedule_trains_3x_under_v1_and_1x_under_v2(monkeyp
 def test_under_v2_one_teacher_teaches_the_students_of_every_seed(monkeypatch, protocol):
     """As the papers distil every student from one released teacher; v1 trained a teacher per seed."""
     monkeypatch.setenv('KDLAB_MINI', protocol)
-    a, b = (plan_pair('retinanet_r50', ['retinanet_x101'], 'pkd', 'mini', seed=s) for s in (0, 1))
-    same_teacher = a.rows['teacher:retinanet_x101'] == b.rows['teacher:retinanet_x101']
+    a, b = (plan_pair('retinanet_r50', ['retinanet_r101'], 'dfmsd', 'mini', seed=s) for s in (0, 1))
+    same_teacher = a.rows['teacher:retinanet_r101'] == b.rows['teacher:retinanet_r101']
     assert same_teacher == (protocol == 'v2') and a.rows['baseline'] != b.rows['baseline']
-    assert b.runs[b.rows['teacher:retinanet_x101']].cfg.randomness.seed == (0 if protocol == 'v2' else 1)
+    assert b.runs[b.rows['teacher:retinanet_r101']].cfg.randomness.seed == (0 if protocol == 'v2' else 1)

@@ -188,16 +188,16 @@ def test_dfmsd_distils_a_leaderboard_pair_through_its_papers_chain(tmp_path):
 def test_the_board_counts_a_teacher_shared_by_every_seed_once(tmp_path, monkeypatch):
     from kdlab.engine.leaderboard import board, plan_board
     monkeypatch.setenv('KDLAB_MINI', 'v2')
-    plans, unavailable = plan_board([('retinanet_r50', 'retinanet_x101')], ['pkd'], seeds=(0, 1), scale='mini')
+    plans, unavailable = plan_board([('retinanet_r50', 'retinanet_r101')], ['dfmsd'], seeds=(0, 1), scale='mini')
     store = _store(tmp_path)
     for (_, _, _, seed), plan in plans.items():
-        _fake_record(store, plan.rows['teacher:retinanet_x101'], 56.3)
+        _fake_record(store, plan.rows['teacher:retinanet_r101'], 56.3)
         _fake_record(store, plan.rows['baseline'], 50.0 + seed)
         _fake_record(store, plan.rows['distilled'], 53.0 + seed)
     frame = board(plans, unavailable, store, (0, 1)).set_index('method')
     teacher = frame.loc['teacher']
     assert teacher['seeds'] == 2 and teacher['mAP'] == 56.3 and math.isnan(teacher['mAP_sd'])
-    assert frame.loc['baseline', 'mAP'] == 50.5 and frame.loc['pkd', 'gain'] == 3.0
+    assert frame.loc['baseline', 'mAP'] == 50.5 and frame.loc['dfmsd', 'gain'] == 3.0
 
 
 def test_a_stored_teacher_without_its_checkpoint_here_is_counted_as_a_rebuild(tmp_path):

@@ -48,6 +48,22 @@ def test_backbone_ladder_grows_like_the_papers():
     assert MINI_BACKBONES['x101'][0]['type'] == 'ResNeXt' and MINI_BACKBONES['swin_s'][0]['type'] == 'SwinTransformer'
 
 
+def test_mini_v2s_x101_stand_in_has_more_capacity_than_r101s():
+    """v1's X101 stand-in (a ResNeXt-50) had fewer parameters than the R101 one; v2's is a ResNeXt-101, and v1
+    keeps its own (its stored runs' keys)."""
+    from mmdet.registry import MODELS
+    import mmdet.models  # noqa: F401
+    from kdlab.zoo import MINI_V2_BACKBONES
+
+    def params(table, name):
+        return sum(p.numel() for p in MODELS.build(table[name][0]).parameters())
+    assert params(MINI_V2_BACKBONES, 'r50') < params(MINI_V2_BACKBONES, 'r101') < params(MINI_V2_BACKBONES, 'x101')
+    assert params(MINI_BACKBONES, 'x101') < params(MINI_BACKBONES, 'r101')          # v1's, measured so
+    assert detector_config('retinanet_x101', 'mini', protocol='v1').model.backbone.depth == 50
+    assert MINI_V2_BACKBONES['x101'][0]['depth'] == 101
+    assert MINI_V2_BACKBONES['x101'][1] == MINI_BACKBONES['x101'][1]               # the same neck inputs
+
+
 def test_heterogeneous_pairs_keep_their_pyramids():
     assert FAMILIES['mask_rcnn'].levels[0] == 'P2' and FAMILIES['retinanet'].levels[0] == 'P3'
 

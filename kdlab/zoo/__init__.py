@@ -12,7 +12,9 @@ The mini backbones keep the ladder of the papers: ``r18 < r50 < r101 < x101`` an
 each rung with more capacity than the one below, and the same *type* (ResNet / ResNeXt / Swin) as the
 full-scale backbone it stands for. More capacity is not more accuracy here: trained 3x at mini scale, x101
 scored below r101 in RetinaNet (49.9 vs 54.8 mAP), FCOS (58.6 vs 66.0) and Cascade Mask R-CNN (85.7 vs 88.8)
-(``results/runs``), so a table's ResNeXt teacher is not its strongest one at this scale. Heterogeneous pairs stay heterogeneous: a mini Swin Mask R-CNN teacher
+(``results/runs``), so a table's ResNeXt teacher is not its strongest one at this scale: v1's X101 stand-in has
+fewer parameters than its R101 one. Mini v2 replaces it (:data:`MINI_V2_BACKBONES`: a ResNeXt-101 with more
+parameters and multiply-adds than the R101 stand-in). Heterogeneous pairs stay heterogeneous: a mini Swin Mask R-CNN teacher
 still has a P2-P6 FPN and a RetinaNet student P3-P7.
 
 Everything returned is a plain :class:`mmengine.config.Config`; ``cfg.dump(path)`` writes the resolved file.
@@ -159,8 +161,10 @@ def _swin(embed_dims: int, depths) -> dict:
                 with_cp=False, convert_weights=False, init_cfg=None)
 
 
-#: Mini backbones: (backbone dict, output channels per stage). The rung names are the full-scale
-#: backbones they stand for; capacity grows along r18 < r50 < r101 < x101 and swin_t < swin_s.
+#: Mini v1's backbones: (backbone dict, output channels per stage). The rung names are the full-scale
+#: backbones they stand for; capacity was meant to grow along r18 < r50 < r101 < x101 and swin_t < swin_s, but the
+#: x101 stand-in (a ResNeXt-50 8x4d) has fewer parameters (1.72 M) and multiply-adds (0.168 G at 160 px) than the
+#: r101 one (3.00 M, 0.277 G): see :data:`MINI_V2_BACKBONES`. v1 keeps it (its stored runs' keys).
 MINI_BACKBONES: Dict[str, Tuple[dict, Tuple[int, ...]]] = {
     'r18': (_resnet(18, 8), (8, 16, 32, 64)),
     'r50': (_resnet(18, 16), (16, 32, 64, 128)),
@@ -171,6 +175,14 @@ MINI_BACKBONES: Dict[str, Tuple[dict, Tuple[int, ...]]] = {
     'swin_t': (_swin(24, (2, 2, 2, 2)), (24, 48, 96, 192)),
     'swin_s': (_swin(32, (2, 2, 6, 2)), (32, 64, 128, 256)),
 }
+
+#: Mini v2's backbones (loaded pretrained, :mod:`kdlab.zoo.pretrain`): v1's, but for the X101 stand-in, which is
+#: a ResNeXt-101 (8x4d, base 16: 3.16 M parameters, 0.311 G multiply-adds at 160 px, the same outputs) instead
+#: of v1's ResNeXt-50, so that it has more capacity than the R101 stand-in (3.00 M, 0.277 G), as X101 has over
+#: R101 on COCO. v1's ResNeXt-50 stand-in was measured below R101 under v2 in pretraining (89.5 against 91.1 %
+#: top-1) and in RetinaNet at 1x (24 epochs 52.0 against 54.6; 48 epochs 56.3 against 58.2, docs/mini_v2.md).
+MINI_V2_BACKBONES: Dict[str, Tuple[dict, Tuple[int, ...]]] = {
+    **MINI_BACKBONES, 'x101': (dict(MINI_BACKBONES['x101'][0], depth=101), MINI_BACKBONES['x101'][1])}
 
 #: Schedules at mini / smoke scale: epochs. Full scale keeps the official schedule of its config.
 MINI_EPOCHS = {'1x': 12, '2x': 24, '2x_ms': 24, '3x': 36, '20e': 20}
@@ -290,15 +302,16 @@ def mini_model(family: Family, backbone: str, num_classes: int, width: int = MIN
                pretrained: bool = False) -> dict:
     """The ``model`` dict of a mini detector: the official config's model with a mini backbone and widths.
 
-    ``pretrained`` (mini v2): the backbone starts from its committed pretrained weights
+    ``pretrained`` (mini v2): the backbone is :data:`MINI_V2_BACKBONES`' and starts from its committed pretrained weights
     (:func:`kdlab.zoo.pretrain.pretrained_init`) and, for a ResNet/ResNeXt, keeps the official configs'
     frozen first stage and BatchNorm in eval mode."""
     from mmengine.config import Config
-    if backbone not in MINI_BACKBONES:
-        raise UnknownNameError('mini backbone', backbone, MINI_BACKBONES)
+    backbones = MINI_V2_BACKBONES if pretrained else MINI_BACKBONES
+    if backbone not in backbones:
+        raise UnknownNameError('mini backbone', backbone, backbones)
     official = load_config(family.base)
     model = _narrow(official.model.to_dict(), width, num_classes)
-    bb, channels = MINI_BACKBONES[backbone]
+    bb, channels = backbones[backbone]
     model['backbone'] = copy.deepcopy(bb)
     if pretrained:
         from kdlab.zoo.pretrain import pretrained_init

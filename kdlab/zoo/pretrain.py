@@ -112,13 +112,13 @@ class _quiet_mmengine:
 
 
 def classifier(backbone: str):
-    """A mini backbone (``kdlab.zoo.MINI_BACKBONES``) + global average pooling + a linear layer."""
+    """A mini v2 backbone (``kdlab.zoo.MINI_V2_BACKBONES``) + global average pooling + a linear layer."""
     import copy
     import torch
     from torch import nn
     from mmdet.registry import MODELS
     from mmengine.registry import init_default_scope
-    from kdlab.zoo import MINI_BACKBONES
+    from kdlab.zoo import MINI_V2_BACKBONES as MINI_BACKBONES
     if backbone not in MINI_BACKBONES:
         from kdlab.errors import UnknownNameError
         raise UnknownNameError('mini backbone', backbone, MINI_BACKBONES)
@@ -157,6 +157,13 @@ def _cache_dir(backbone: str) -> Path:
     return _cache_root() / backbone
 
 
+def architecture(backbone: str) -> str:
+    """The stand-in's definition (``kdlab.zoo.MINI_V2_BACKBONES``) as text: kept with its weights, so that weights
+    of another stand-in of the same name are never loaded into it, nor a pretraining state resumed."""
+    from kdlab.zoo import MINI_V2_BACKBONES
+    return repr(MINI_V2_BACKBONES[backbone][0]) if backbone in MINI_V2_BACKBONES else ''
+
+
 def pretrain(backbone: str, *, epochs: int = EPOCHS, train_images: int = TRAIN_IMAGES, batch: int = BATCH,
              lr: float = LR, val_images: int = VAL_IMAGES, seed: int = 0, out_dir: Optional[Path] = None,
              progress: bool = True, cache: Optional[Path] = None) -> dict:
@@ -167,6 +174,8 @@ def pretrain(backbone: str, *, epochs: int = EPOCHS, train_images: int = TRAIN_I
     import torch
     settings = dict(epochs=epochs, train_images=train_images, batch=batch, lr=lr, seed=seed,
                     image_size=IMAGE_SIZE, val_images=val_images)
+    # a state is resumed only by the same recipe on the same stand-in (v2's X101 is not v1's)
+    resume_key = dict(settings, architecture=architecture(backbone))
     train_x, train_y = image_pool('train', train_images, seed, progress)
     val_x, val_y = image_pool('val', val_images, seed, progress)
     val_t, val_l = to_tensor(val_x), torch.as_tensor(val_y)
@@ -184,7 +193,7 @@ def pretrain(backbone: str, *, epochs: int = EPOCHS, train_images: int = TRAIN_I
     first, history, seconds = 0, [], 0.0
     if state_file.is_file():
         state = torch.load(state_file, map_location='cpu', weights_only=False)
-        if state.get('settings') == settings:
+        if state.get('resume_key') == resume_key:
             model.load_state_dict(state['model'])
             opt.load_state_dict(state['opt'])
             sched.load_state_dict(state['sched'])
@@ -216,7 +225,7 @@ def pretrain(backbone: str, *, epochs: int = EPOCHS, train_images: int = TRAIN_I
         history.append(dict(epoch=epoch + 1, top1=round(acc, 2), loss=round(loss.item(), 4)))
         tmp = state_file.with_suffix('.tmp')
         torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(), epoch=epoch + 1,
-                        history=history, seconds=seconds, settings=settings), tmp)
+                        history=history, seconds=seconds, settings=settings, resume_key=resume_key), tmp)
         tmp.replace(state_file)      # atomic: an interruption leaves the previous epoch's state
     if bar is not None:
         bar.close()
@@ -236,17 +245,19 @@ def export(backbone: str, model, history, seconds: float, *, out_dir: Optional[P
     data = buf.getvalue()
     sha = hashlib.sha256(data).hexdigest()
     name = f'{backbone}-{sha[:8]}.pth'
-    for old in out_dir.glob(f'{backbone}-*.pth'):
-        old.unlink()
     (out_dir / name).write_bytes(data)
     entry = dict(file=name, sha256=sha, bytes=len(data), top1=history[-1]['top1'] if history else None,
-                 history=history, seconds=round(seconds, 1), classes=len(CLASSES), **(settings or {}))
+                 history=history, seconds=round(seconds, 1), classes=len(CLASSES), **(settings or {}),
+                 architecture=architecture(backbone))
     import fcntl
     from kdlab.engine.store import atomic_write_text
     index_path = out_dir / 'index.json'
     with open(out_dir / '.index.lock', 'w') as lock:     # several backbones may finish at once
         fcntl.flock(lock, fcntl.LOCK_EX)
         index = json.loads(index_path.read_text()) if index_path.is_file() else {}
+        replaced = index.get(backbone, {}).get('file')
+        if replaced and replaced != name and all(e.get('file') != replaced for k, e in index.items() if k != backbone):
+            (out_dir / replaced).unlink(missing_ok=True)     # the weights this entry named before, kept nowhere else
         index[backbone] = entry
         atomic_write_text(index_path, json.dumps(dict(sorted(index.items())), indent=1) + '\n')
     return entry
@@ -264,6 +275,10 @@ def pretrained_init(backbone: str) -> dict:
     if entry is None or not (PRETRAINED_DIR / entry['file']).is_file():
         raise KdlabError(f'no pretrained weights for the mini backbone {backbone!r} in {PRETRAINED_DIR}',
                          f'run `kdlab pretrain {backbone}` (CPU minutes; the weights are then committed)')
+    if entry.get('architecture') != architecture(backbone):
+        raise KdlabError(f'the pretrained weights of {backbone!r} in {PRETRAINED_DIR} are of another stand-in '
+                         f'({entry.get("architecture") or "unrecorded"}; now {architecture(backbone)})',
+                         f'run `kdlab pretrain {backbone}` to pretrain the current one (its weights are then committed)')
     return dict(type='Pretrained', checkpoint=f'{SCHEME}pretrained/{entry["file"]}')
 
 
@@ -300,8 +315,8 @@ NAME = 'pretrain'
 
 
 def main(args) -> int:
-    from kdlab.zoo import MINI_BACKBONES
-    names: Sequence[str] = args.backbones or list(MINI_BACKBONES)
+    from kdlab.zoo import MINI_V2_BACKBONES
+    names: Sequence[str] = args.backbones or list(MINI_V2_BACKBONES)
     for name in names:
         out_dir = Path(args.out_dir) if args.out_dir else None
         cache = out_dir / 'cache' / name if out_dir else None     # a trial never resumes the committed recipe's state
