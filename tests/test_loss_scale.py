@@ -91,25 +91,38 @@ def test_a_mini_v2_distillation_config_carries_its_pairs_factor(scenes, smoke_da
     from kdlab.methods import distill_config
     from kdlab.methods.loss_scale import read_table
     from kdlab.zoo import detector_config
-    student, teacher = 'retinanet_r50', 'retinanet_x101'
+    student, teacher = 'retinanet_r50', 'retinanet_r101'
     factor = {r['method']: r['factor'] for r in read_table() if (r['student'], r['teacher']) == (student, teacher)}
     v2 = {n: detector_config(n, 'mini', protocol='v2', data_root=scenes) for n in (student, teacher, STUDENT)}
     cfg = distill_config(v2[student], v2[teacher], student=student, teacher=teacher, teacher_ckpt=None,
-                         method='mgd')
+                         method='dfmsd')
     hooks = [h for h in cfg.custom_hooks if h['type'] == 'DistillLossScaleHook']
-    assert len(hooks) == 1 and hooks[0]['scale'] == pytest.approx(factor['mgd'])
-    assert cfg.kdlab_method['loss_scale'] == pytest.approx(factor['mgd'])
+    assert len(hooks) == 1 and hooks[0]['scale'] == pytest.approx(factor['dfmsd'])
+    assert cfg.kdlab_method['loss_scale'] == pytest.approx(factor['dfmsd'])
     assert 'kdlab.models' in cfg.custom_imports['imports']
     # given explicitly: no rule; 1.0: no hook at all
     plain = distill_config(v2[student], v2[teacher], student=student, teacher=teacher, teacher_ckpt=None,
-                           method='mgd', loss_scale=1.0)
+                           method='dfmsd', loss_scale=1.0)
     assert not [h for h in plain.get('custom_hooks') or [] if h['type'] == 'DistillLossScaleHook']
     # a pair the table does not hold: the error names the command that measures it
-    with pytest.raises(KdlabError, match='kdlab loss-scale mgd --pair retinanet_r18 retinanet_x101'):
+    with pytest.raises(KdlabError, match='kdlab loss-scale dfmsd --pair retinanet_r18 retinanet_r101'):
         distill_config(v2[STUDENT], v2[teacher], student=STUDENT, teacher=teacher, teacher_ckpt=None,
-                       method='mgd')
+                       method='dfmsd')
     # mini v1 has no rule (its stored results were made without one)
     v1 = {n: detector_config(n, 'mini', protocol='v1', data_root=str(smoke_data)) for n in (student, teacher)}
     old = distill_config(v1[student], v1[teacher], student=student, teacher=teacher, teacher_ckpt=None,
                          method='mgd')
     assert 'loss_scale' not in old.kdlab_method and 'kdlab_protocol' not in v1[student]
+
+
+def test_a_factor_measured_on_other_stand_ins_is_refused(tmp_path):
+    """The table's RetinaNet-X101 rows were measured on v1's X101 stand-in (a ResNeXt-50); v2's is a ResNeXt-101."""
+    from kdlab.errors import KdlabError
+    from kdlab.methods.loss_scale import read_table, rule_factor, stand_ins, write_rows
+    row = next(r for r in read_table() if (r['method'], r['teacher']) == ('dfmsd', 'retinanet_r101'))
+    path = write_rows([row], tmp_path / 'table.csv')
+    assert rule_factor('dfmsd', 'retinanet_r50', 'retinanet_r101', path) == row['factor']
+    write_rows([dict(row, stand_ins='0' * 12)], path)
+    with pytest.raises(KdlabError, match='--again'):
+        rule_factor('dfmsd', 'retinanet_r50', 'retinanet_r101', path)
+    assert stand_ins('retinanet_r50', 'retinanet_x101') != stand_ins('retinanet_r50', 'retinanet_r101')

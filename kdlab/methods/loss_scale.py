@@ -42,7 +42,7 @@ from kdlab.errors import KdlabError
 #: the committed table of measured ratios (one row per method, student, teacher)
 TABLE = Path(__file__).resolve().parent / 'loss_scale.csv'
 COLUMNS = ('method', 'student', 'teacher', 'ratio_full', 'ratio_mini', 'factor', 'applicable', 'det_full',
-           'distill_full', 'det_mini', 'distill_mini', 'images', 'seed', 'revision')
+           'distill_full', 'det_mini', 'distill_mini', 'images', 'seed', 'revision', 'stand_ins')
 IMAGES, SEED = 2, 0
 #: below this ratio at either scale the distillation loss at initialisation is (nearly) zero: it compares
 #: outputs that an untrained teacher and student share (CrossKD: the teacher's head applied to both; its
@@ -159,7 +159,18 @@ def measure(method: str, student: str, teacher: str, *, images: int = IMAGES, se
                 ratio_mini=mini['ratio'], factor=full['ratio'] / mini['ratio'] if applicable else 1.0,
                 applicable=applicable, det_full=full['det'],
                 distill_full=full['distill'], det_mini=mini['det'], distill_mini=mini['distill'],
-                images=images, seed=seed, revision=(_git_revision()['revision'] or '')[:12])
+                images=images, seed=seed, revision=(_git_revision()['revision'] or '')[:12],
+                stand_ins=stand_ins(student, teacher))
+
+
+def stand_ins(student: str, teacher: str) -> str:
+    """A digest of the pair's mini-v2 backbone stand-ins (:func:`kdlab.zoo.pretrain.architecture`): a factor is
+    measured on them, so one measured on other stand-ins (v1's X101, a ResNeXt-50) no longer applies."""
+    import hashlib
+    from kdlab.zoo import parse_detector
+    from kdlab.zoo.pretrain import architecture
+    text = '|'.join(architecture(parse_detector(name)[1]) for name in (student, teacher))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def read_table(path: Optional[Path] = None) -> List[dict]:
@@ -196,9 +207,14 @@ def write_rows(rows: Iterable[dict], path: Optional[Path] = None) -> Path:
 
 
 def rule_factor(method: str, student: str, teacher: str, path: Optional[Path] = None) -> float:
-    """The committed factor of the pair; raises naming the command that measures it."""
+    """The committed factor of the pair; raises naming the command that measures it (again, where the pair's
+    stand-ins changed since it was measured: :func:`stand_ins`)."""
     for row in read_table(path):
         if (row['method'], row['student'], row['teacher']) == (method, student, teacher):
+            if row.get('stand_ins') != stand_ins(student, teacher):
+                raise KdlabError(f'the loss-scale factor of {method} {student} <- {teacher} was measured on other '
+                                 f'mini stand-ins than the current ones (in {TABLE.name})',
+                                 f'measure it again: `kdlab loss-scale {method} --pair {student} {teacher} --again`')
             return row['factor']
     raise KdlabError(f'the loss-scale rule has no measured factor for {method} {student} <- {teacher} '
                      f'(in {TABLE.name})',
@@ -212,7 +228,8 @@ def main(args) -> int:
     _load_builtin()
     methods: Sequence[str] = args.methods or sorted(METHODS)
     pairs = [tuple(p) for p in args.pair] or [('retinanet_r50', 'retinanet_x101')]
-    done = {(r['method'], r['student'], r['teacher']) for r in read_table()}
+    done = {(r['method'], r['student'], r['teacher']) for r in read_table()
+            if r.get('stand_ins') == stand_ins(r['student'], r['teacher'])}   # measured on today's stand-ins
     from kdlab.progress import progress_bar
     todo = [(m, s, t) for m in methods for s, t in pairs if args.again or (m, s, t) not in done]
     rows = []
