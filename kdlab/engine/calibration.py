@@ -127,7 +127,7 @@ def teacher_gaps(tables: Sequence[str] = SEED_TABLES, pairs: Optional[Sequence] 
     import pandas as pd
     from kdlab import papers
     from kdlab.engine.leaderboard import DEFAULT_PAIRS
-    from kdlab.engine.planner import _Planner, _schedule, default_teacher_schedule, zoo_name
+    from kdlab.engine.planner import default_teacher_schedule, detector_run, zoo_name
     from kdlab.engine.store import RunStore
     from kdlab.errors import KdlabError
     from kdlab.methods.dfmsd import sal_chain
@@ -142,7 +142,7 @@ def teacher_gaps(tables: Sequence[str] = SEED_TABLES, pairs: Optional[Sequence] 
             for spec in row.teachers:
                 teacher = zoo_name(spec)
                 if teacher is not None:
-                    key = (teacher, _schedule(spec, None), student, _schedule(row.student, '1x'))
+                    key = (teacher, spec.schedule, student, row.student.schedule or '1x')
                     wanted.setdefault(key, []).append(t)
     for s_name, t_name in (DEFAULT_PAIRS if pairs is None else pairs):
         for teacher in sal_chain(t_name):               # DFMSD's cell distils through the chain
@@ -152,26 +152,31 @@ def teacher_gaps(tables: Sequence[str] = SEED_TABLES, pairs: Optional[Sequence] 
         rec = store.load(key)
         return None if rec is None else (rec.get('metrics') or {}).get('mAP')
 
-    rows = []
+    rows: dict = {}             # one row per pair of runs (two rows may name one run: 1x_ms is mini's 1x)
     with under_protocol(protocol):
-        planner = _Planner('mini', 0, None, default_teacher_schedule('mini'))
         for (t_name, t_sched, s_name, s_sched), where in wanted.items():
-            t_sched = t_sched or planner.teacher_schedule
-            row = dict(teacher=t_name, teacher_schedule=t_sched, student=s_name, student_schedule=s_sched,
-                       tables=' '.join(dict.fromkeys(where)))
             try:
-                t_run = planner.detector_run(t_name, t_sched, 'teacher')
-                s_run = planner.detector_run(s_name, s_sched, 'baseline')
+                t_run = detector_run(t_name, t_sched, 'teacher')
+                s_run = detector_run(s_name, s_sched, 'baseline')
             except KdlabError as err:     # a detector the zoo cannot build at this protocol yet: said, not hidden
-                rows.append(dict(row, status='cannot be built: ' + str(err).splitlines()[0]))
+                row = rows.setdefault((t_name, t_sched, s_name, s_sched), dict(
+                    teacher=t_name, teacher_schedule=t_sched or default_teacher_schedule('mini'), student=s_name,
+                    student_schedule=s_sched, status='cannot be built: ' + str(err).splitlines()[0], where=[]))
+                row['where'] += where
                 continue
             t_map, s_map = mAP(t_run.key), mAP(s_run.key)
             lead = None if t_map is None or s_map is None else round(t_map - s_map, 2)
-            missing = [f'{n} {sc}' for n, sc, v in ((t_name, t_sched, t_map), (s_name, s_sched, s_map)) if v is None]
-            rows.append(dict(row, teacher_mAP=t_map, student_mAP=s_map, lead=lead,
-                             meets_rule=None if lead is None else bool(lead >= MIN_TEACHER_LEAD),
-                             status='measured' if not missing else 'not trained: ' + ', '.join(missing),
-                             teacher_run=t_run.key, student_run=s_run.key))
+            missing = [f'{r.detector} {r.schedule}' for r, v in ((t_run, t_map), (s_run, s_map)) if v is None]
+            row = rows.setdefault((t_run.key, s_run.key), dict(
+                teacher=t_name, teacher_schedule=t_run.schedule, student=s_name, student_schedule=s_run.schedule,
+                teacher_mAP=t_map, student_mAP=s_map, lead=lead,
+                meets_rule=None if lead is None else bool(lead >= MIN_TEACHER_LEAD),
+                status='measured' if not missing else 'not trained: ' + ', '.join(missing),
+                teacher_run=t_run.key, student_run=s_run.key, where=[]))
+            row['where'] += where
+    for row in rows.values():
+        row['tables'] = ' '.join(dict.fromkeys(row.pop('where')))
+    rows = list(rows.values())
     frame = pd.DataFrame(rows)
     return frame.sort_values(['student', 'student_schedule', 'teacher']).reset_index(drop=True)
 

@@ -270,6 +270,17 @@ class _Planner:
         self.plan.rows[ref] = self.distilled_runs(row.method, method_params(row), student, s_sched, teachers).key
 
 
+def detector_run(name: str, schedule: Optional[str], role: str, scale: str = 'mini', *, seed: int = 0,
+                 data_root: Optional[str] = None) -> PlannedRun:
+    """The run a plan would make of zoo detector ``name`` in ``role`` (``'teacher'`` or ``'baseline'``): its key and
+    config, as :func:`plan_rows` keys it (a teacher's schedule, None: :func:`default_teacher_schedule`; its seed:
+    :func:`teacher_seed`). ``schedule`` as a row states it (``1x_ms`` is mini's ``1x``)."""
+    planner = _Planner(scale, seed, data_root, None)
+    if schedule is None and role == 'teacher':
+        schedule = planner.teacher_schedule
+    return planner.detector_run(name, SCHEDULE_ALIASES.get(schedule, schedule) if schedule else '1x', role)
+
+
 def plan_rows(rows: Iterable, scale: str = 'mini', *, seed: int = 0, data_root: Optional[str] = None,
               teacher_schedule: Optional[str] = None, teacher_ckpts: Optional[Dict[str, str]] = None,
               teacher_input: str = 'student') -> Plan:
