@@ -54,9 +54,9 @@ def measure(detector: str = 'retinanet_r50', widths: Sequence[int] = WIDTHS, *, 
         for _ in range(repeats):
             for w in widths:
                 times[w].append(timed(steps[w])[0])
-    ref = statistics.median(times[widths[0]])
-    return [dict(detector=detector, scale=scale, protocol=protocol, width=w, neck_channels=channels[w], batch_size=len(batch['inputs']),
-                 median_s=statistics.median(times[w]), ratio=statistics.median(times[w]) / ref,
+    median = {w: statistics.median(times[w]) for w in widths}
+    return [dict(detector=detector, scale=scale, protocol=protocol, width=w, neck_channels=channels[w],
+                 batch_size=len(batch['inputs']), median_s=median[w], ratio=median[w] / median[widths[0]],
                  times_s=times[w], threads=torch.get_num_threads()) for w in widths]
 
 
@@ -80,8 +80,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.repeats < 1:
         ap.error('--repeats must be at least 1')
-    rows = measure(args.detector, args.widths, scale=args.scale, protocol=args.protocol, warmup=args.warmup, repeats=args.repeats,
-                   threads=args.threads)
+    rows = measure(args.detector, args.widths, scale=args.scale, protocol=args.protocol, warmup=args.warmup,
+                   repeats=args.repeats, threads=args.threads)
     print(f'training step of {args.detector} ({args.scale} {args.protocol}, batch {rows[0]["batch_size"]}, '
           f'{rows[0]["threads"]} thread(s)) by neck / head width, medians of {args.repeats}')
     print(format_table(rows))

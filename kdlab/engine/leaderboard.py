@@ -83,6 +83,7 @@ def board(plans, unavailable, store: RunStore, seeds: Sequence[int]):
     import pandas as pd
     cells: Dict[Tuple[str, str, str], Dict[str, List[float]]] = {}
     for (student, teacher, method, seed), plan in plans.items():
+        chain = [ref.split(':', 1)[1] for ref in plan.rows if ref.startswith('teacher:')]
         get = {role: store.load(plan.rows[ref]) for role, ref in
                (('teacher', f'teacher:{teacher}'), ('baseline', 'baseline'), ('distilled', 'distilled'))}
         for role, label in (('teacher', 'teacher'), ('baseline', 'baseline'), ('distilled', method)):
@@ -96,7 +97,6 @@ def board(plans, unavailable, store: RunStore, seeds: Sequence[int]):
             if run in c['runs']:               # one teacher for every seed (mini v2): its mAP counts once
                 continue
             c['runs'].append(run)
-            chain = [ref.split(':', 1)[1] for ref in plan.rows if ref.startswith('teacher:')]
             for note in (rebuilt_note(store.rebuilt_inputs(rec)),
                          f'through {" -> ".join(chain)}' if role == 'distilled' and len(chain) > 1 else ''):
                 if note and note not in c['notes']:

@@ -83,7 +83,12 @@ def zoo_name(spec) -> Optional[str]:
 
 
 def _schedule(spec, default: str) -> str:
-    return SCHEDULE_ALIASES.get(spec.schedule, spec.schedule) if spec.schedule else default
+    return _zoo_schedule(spec.schedule, default)
+
+
+def _zoo_schedule(schedule: Optional[str], default: str) -> str:
+    """A schedule as a row states it, as the zoo names it (:data:`SCHEDULE_ALIASES`); ``default`` if none."""
+    return SCHEDULE_ALIASES.get(schedule, schedule) if schedule else default
 
 
 #: Methods whose released code pairs neck outputs by index and resizes the student (PKD, DCSF-KD); the
@@ -127,15 +132,14 @@ def full_schedule(name: str, schedule: str) -> str:
 #: +0.7), so a teacher trains its 1x (48 epochs), the schedule of the papers' most used released teacher
 #: (mmdet's RetinaNet-X101 1x, 41.0 mAP, in PKD's and DCSF-KD's configs), at a third of 3x's cost (144 epochs).
 #: Full scale: the fallback when a row states none (the released checkpoint of the longest official schedule).
-DEFAULT_TEACHER_SCHEDULE = {'v1': '3x', 'v2': '1x', 'full': '3x', 'smoke': '3x'}
+#: Keyed by :func:`kdlab.zoo.scale_label` (``mini`` is v1, ``mini_v2`` v2).
+DEFAULT_TEACHER_SCHEDULE = {'mini': '3x', 'mini_v2': '1x', 'full': '3x', 'smoke': '3x'}
 
 
 def default_teacher_schedule(scale: str) -> str:
-    """:data:`DEFAULT_TEACHER_SCHEDULE` of ``scale`` (at mini, of its protocol: :func:`kdlab.zoo.mini_protocol`)."""
-    if scale == 'mini':
-        from kdlab.zoo import mini_protocol
-        return DEFAULT_TEACHER_SCHEDULE[mini_protocol()]
-    return DEFAULT_TEACHER_SCHEDULE[scale]
+    """:data:`DEFAULT_TEACHER_SCHEDULE` of ``scale`` (at mini, of its protocol: :func:`kdlab.zoo.scale_label`)."""
+    from kdlab.zoo import scale_label
+    return DEFAULT_TEACHER_SCHEDULE[scale_label(scale)]
 
 
 def teacher_seed(scale: str, seed: int) -> int:
@@ -144,11 +148,8 @@ def teacher_seed(scale: str, seed: int) -> int:
     teacher's own seed spread (v1's RetinaNet-X101: 37.7 to 51.4 mAP) into every gain's spread. Under mini v2 a
     teacher trains once, with seed 0, and teaches the students of every seed; v1, smoke and full scale (where a
     teacher no zoo released is trained) keep the student's seed."""
-    if scale == 'mini':
-        from kdlab.zoo import mini_protocol
-        if mini_protocol() == 'v2':
-            return 0
-    return seed
+    from kdlab.zoo import scale_label
+    return 0 if scale_label(scale) == 'mini_v2' else seed
 
 
 class _Planner:
@@ -276,9 +277,8 @@ def detector_run(name: str, schedule: Optional[str], role: str, scale: str = 'mi
     config, as :func:`plan_rows` keys it (a teacher's schedule, None: :func:`default_teacher_schedule`; its seed:
     :func:`teacher_seed`). ``schedule`` as a row states it (``1x_ms`` is mini's ``1x``)."""
     planner = _Planner(scale, seed, data_root, None)
-    if schedule is None and role == 'teacher':
-        schedule = planner.teacher_schedule
-    return planner.detector_run(name, SCHEDULE_ALIASES.get(schedule, schedule) if schedule else '1x', role)
+    default = planner.teacher_schedule if role == 'teacher' else '1x'
+    return planner.detector_run(name, _zoo_schedule(schedule, default), role)
 
 
 def plan_rows(rows: Iterable, scale: str = 'mini', *, seed: int = 0, data_root: Optional[str] = None,

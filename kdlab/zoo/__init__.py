@@ -302,8 +302,8 @@ def mini_model(family: Family, backbone: str, num_classes: int, width: int = MIN
                pretrained: bool = False) -> dict:
     """The ``model`` dict of a mini detector: the official config's model with a mini backbone and widths.
 
-    ``pretrained`` (mini v2): the backbone is :data:`MINI_V2_BACKBONES`' and starts from its committed pretrained weights
-    (:func:`kdlab.zoo.pretrain.pretrained_init`) and, for a ResNet/ResNeXt, keeps the official configs'
+    ``pretrained`` (mini v2): the backbone is :data:`MINI_V2_BACKBONES`' and starts from its committed
+    pretrained weights (:func:`kdlab.zoo.pretrain.pretrained_init`) and, for a ResNet/ResNeXt, keeps the official configs'
     frozen first stage and BatchNorm in eval mode."""
     from mmengine.config import Config
     backbones = MINI_V2_BACKBONES if pretrained else MINI_BACKBONES

@@ -1,8 +1,8 @@
 """Pretrained mini backbones: the mini scale's stand-in for ImageNet weights (issue "Mini scale v2", item 1).
 
 The papers' students and teachers start from ImageNet-pretrained backbones, which is why a COCO 1x schedule is
-near convergence. kdlab's mini backbones (``kdlab.zoo.MINI_BACKBONES``) are pretrained the same way, once, on an
-image-classification task that is not the detection data:
+near convergence. kdlab's mini v2 backbones (``kdlab.zoo.MINI_V2_BACKBONES``) are pretrained the same way, once,
+on an image-classification task that is not the detection data:
 
 * the images (:func:`render_example`, 64 x 64, generated on the fly and seeded, never stored) show one object of
   one of the 22 shapes of :data:`kdlab.data.synthetic.SHAPES` (a superset of the detection categories, as
@@ -118,12 +118,12 @@ def classifier(backbone: str):
     from torch import nn
     from mmdet.registry import MODELS
     from mmengine.registry import init_default_scope
-    from kdlab.zoo import MINI_V2_BACKBONES as MINI_BACKBONES
-    if backbone not in MINI_BACKBONES:
+    from kdlab.zoo import MINI_V2_BACKBONES
+    if backbone not in MINI_V2_BACKBONES:
         from kdlab.errors import UnknownNameError
-        raise UnknownNameError('mini backbone', backbone, MINI_BACKBONES)
+        raise UnknownNameError('mini backbone', backbone, MINI_V2_BACKBONES)
     init_default_scope('mmdet')
-    cfg, channels = MINI_BACKBONES[backbone]
+    cfg, channels = MINI_V2_BACKBONES[backbone]
 
     class Classifier(nn.Module):
         def __init__(self):
@@ -278,7 +278,8 @@ def pretrained_init(backbone: str) -> dict:
     if entry.get('architecture') != architecture(backbone):
         raise KdlabError(f'the pretrained weights of {backbone!r} in {PRETRAINED_DIR} are of another stand-in '
                          f'({entry.get("architecture") or "unrecorded"}; now {architecture(backbone)})',
-                         f'run `kdlab pretrain {backbone}` to pretrain the current one (its weights are then committed)')
+                         f'run `kdlab pretrain {backbone}` to pretrain the current one (its weights are then '
+                         'committed)')
     return dict(type='Pretrained', checkpoint=f'{SCHEME}pretrained/{entry["file"]}')
 
 
