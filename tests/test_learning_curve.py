@@ -175,3 +175,39 @@ def test_a_calibration_trial_changes_only_the_knobs_it_names(tmp_path, monkeypat
     from kdlab.engine.calibration import trial
     with pytest.raises(Exception, match='calibration knob'):
         trial('retinanet_r50', '2x', loss_weight=2.0)
+
+
+def test_the_calibration_report_reads_the_ladder_and_the_leads_from_the_results(tmp_path):
+    import pandas as pd
+    from kdlab.engine.calibration import report
+    out = tmp_path / 'mini_v2'
+    out.mkdir()
+    pd.DataFrame([dict(detector='retinanet_r50', mAP_1x=50.0, sd_1x=0.5, seeds_1x=3, mAP_2x=51.0, sd_2x=None,
+                       seeds_2x=1, gain_1x_to_2x=1.0, meets_rule=True),
+                  dict(detector='retinanet_r101', mAP_1x=58.0, sd_1x=None, seeds_1x=1, mAP_2x=None, sd_2x=None,
+                       seeds_2x=0, gain_1x_to_2x=None, meets_rule=None),
+                  dict(detector='retinanet_x101', mAP_1x=56.0, sd_1x=None, seeds_1x=1, mAP_2x=None, sd_2x=None,
+                       seeds_2x=0, gain_1x_to_2x=None, meets_rule=None)]).to_csv(out / 'calibration.csv', index=False)
+    pd.DataFrame([dict(detector='retinanet_r50', schedule='1x', seed=0, mAP=50.0, wall_time_s=3000, run='a')]
+                 ).to_csv(out / 'finals.csv', index=False)
+    pd.DataFrame([dict(teacher='retinanet_x101', teacher_schedule='1x', student='retinanet_r50', student_schedule='1x',
+                       status='measured', tables='leaderboard', teacher_mAP=51.5, student_mAP=50.0, lead=1.5,
+                       meets_rule=False, teacher_run='t', student_run='s'),
+                  dict(teacher='fcos_r101', teacher_schedule='1x', student='fcos_r50', student_schedule='2x',
+                       status='not trained: fcos_r101 1x', tables='dfmsd/table6', teacher_mAP=None,
+                       student_mAP=None, lead=None, meets_rule=None, teacher_run='u', student_run='v')]
+                 ).to_csv(out / 'gaps.csv', index=False)
+    text = report('v2', root=tmp_path)
+    assert '| retinanet_r50 | 50.0 +- 0.50 (3 seeds) | 51.0 (1 seed) | +1.0 | met | 50 / - |' in text
+    assert '| retinanet | r50 50.0 < r101 58.0 < x101 56.0 | no |  |' in text       # the inverted rung is seen
+    assert '1 of 2 measured' in text and '| +1.5 | not met | leaderboard |' in text
+
+
+def test_the_readme_shows_the_committed_calibration():
+    """The README's calibration block is what `kdlab calibrate --report` makes of the committed files."""
+    from kdlab.engine.calibration import README_MARKERS, report
+    from kdlab.engine.store import repo_root
+    body = (repo_root() / 'README.md').read_text()
+    begin, end = README_MARKERS
+    block = body.split(begin, 1)[1].split(end, 1)[0]
+    assert block.strip() == report('v2').strip(), 'run `kdlab calibrate --report` and commit the README'

@@ -181,6 +181,128 @@ def teacher_gaps(tables: Sequence[str] = SEED_TABLES, pairs: Optional[Sequence] 
     return frame.sort_values(['student', 'student_schedule', 'teacher']).reset_index(drop=True)
 
 
+# ------------------------------------------------------------------------------------------- the report
+#: where the README shows :func:`report` (rewritten by ``kdlab calibrate --report``; a test keeps it in step)
+README_MARKERS = ('<!-- calibration report: begin (kdlab calibrate --report) -->', '<!-- calibration report: end -->')
+#: the ladders of the mini stand-ins, weakest first (issue "Mini scale v2", item 4)
+LADDERS = (('r18', 'r50', 'r101', 'x101'), ('swin_t', 'swin_s'))
+
+
+def _fmt(v, spec: str = '.1f') -> str:
+    import math
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v == '':
+        return ''
+    return format(float(v), spec)
+
+
+def _rung(backbone: str):
+    rungs = [b for ladder in LADDERS for b in ladder]
+    return (rungs.index(backbone) if backbone in rungs else len(rungs), backbone)
+
+
+def report(protocol: str = 'v2', root: Optional[Path] = None) -> str:
+    """The calibration figures the issue asks the README to show, as Markdown, from the committed files only
+    (nothing trained or loaded): the pretrained backbones' top-1 (``kdlab/zoo/pretrained/index.json``); each
+    baseline's 1x and 2x mAP with its seed sd, the gain and the schedule rule (``calibration.csv``) and its
+    wall time (``finals.csv``); the ladder per detector family (the stored 1x mAPs in the stand-ins' order);
+    every teacher-student pair's lead (``gaps.csv``); the loss-scale rule's ratios (``loss_scale.csv``, rows
+    measured on other stand-ins marked stale)."""
+    import pandas as pd
+    from kdlab.engine.conclusions import to_markdown
+    from kdlab.engine.report import results_dir
+    from kdlab.methods.loss_scale import read_table, stand_ins
+    from kdlab.zoo import list_detectors
+    from kdlab.zoo.pretrain import pretrained_index
+    out = results_dir(f'mini_{protocol}', root)
+
+    def read(name):
+        path = out / name
+        return pd.read_csv(path) if path.is_file() else pd.DataFrame()
+
+    parts = [f'Mini {protocol} calibration, from the committed results (`results/mini_{protocol}/`, '
+             '`kdlab/methods/loss_scale.csv`, `kdlab/zoo/pretrained/index.json`; `kdlab calibrate --report` '
+             'rewrites this block).', '']
+    index = pretrained_index()
+    pre = pd.DataFrame([dict(backbone=k, **{'top-1 %': _fmt(v.get('top1')), 'epochs': len(v.get('history', [])),
+                                           'minutes': _fmt(v.get('seconds', 0) / 60, '.0f')})
+                        for k, v in sorted(index.items(), key=lambda kv: _rung(kv[0])) if 'superseded' not in k])
+    parts += ['Pretrained backbones (top-1 on 2,000 held-out images, chance 4.5 %):', '', to_markdown(pre)]
+    cal, finals = read('calibration.csv'), read('finals.csv')
+    if not cal.empty:
+        wall = (finals.groupby(['detector', 'schedule'])['wall_time_s'].median() / 60) if not finals.empty else {}
+        rows = []
+        for r in cal.to_dict('records'):
+            def cell(s):
+                m, sd, n = r.get(f'mAP_{s}'), r.get(f'sd_{s}'), int(r.get(f'seeds_{s}') or 0)
+                if not n:
+                    return ''
+                return _fmt(m) + (f' +- {_fmt(sd, ".2f")}' if _fmt(sd) else '') + f' ({n} seed{"s" * (n > 1)})'
+            rule = r.get('meets_rule')
+            rows.append({'baseline': r['detector'], '1x mAP': cell('1x'), '2x mAP': cell('2x'),
+                         '1x -> 2x': _fmt(r.get('gain_1x_to_2x'), '+.1f'),
+                         f'rule (<= {MAX_GAIN_1X_TO_2X})': '' if pd.isna(rule) else ('met' if rule else 'not met'),
+                         'minutes 1x / 2x (one core)': ' / '.join(_fmt(wall.get((r['detector'], s)), '.0f') or '-'
+                                                        for s in ('1x', '2x'))})
+        parts += ['Baselines (final validation mAP on 500 images; mean +- sd over seeds):', '',
+                  to_markdown(pd.DataFrame(rows))]
+        ladder = []
+        one = {r['detector']: r.get('mAP_1x') for r in cal.to_dict('records') if not pd.isna(r.get('mAP_1x'))}
+        families = dict.fromkeys(list_detectors()[d][0] for d in one)
+        for fam in families:
+            for rungs in LADDERS:
+                got = [(b, one[f'{fam}_{b}']) for b in rungs if f'{fam}_{b}' in one]
+                if len(got) < 2:
+                    continue
+                holds = all(a[1] < b[1] for a, b in zip(got, got[1:]))
+                missing = [b for b in rungs if f'{fam}_{b}' not in one and b != 'r18']
+                ladder.append({'family': fam, 'ladder (1x mAP)': ' < '.join(f'{b} {_fmt(m)}' for b, m in got),
+                               'holds': 'yes' if holds else 'no',
+                               'not measured': ' '.join(missing)})
+        if ladder:
+            parts += ['The ladder (1x mAP, weakest stand-in first):', '', to_markdown(pd.DataFrame(ladder))]
+    gaps = read('gaps.csv')
+    if not gaps.empty:
+        done = gaps[gaps['status'] == 'measured']
+        rows = [{'teacher': f"{r['teacher']} {r['teacher_schedule']}", 'student': f"{r['student']} "
+                 f"{r['student_schedule']}", 'teacher mAP': _fmt(r['teacher_mAP']), 'student mAP':
+                 _fmt(r['student_mAP']), 'lead': _fmt(r['lead'], '+.1f'),
+                 f'rule (>= {MIN_TEACHER_LEAD})': 'met' if r['meets_rule'] else 'not met', 'tables': r['tables']}
+                for r in done.to_dict('records')]
+        parts += [f'Teacher minus student, the pairs of the seed tables and the leaderboard: {len(done)} of '
+                  f'{len(gaps)} measured (`gaps.csv` says what each other one waits for):', '']
+        parts += [to_markdown(pd.DataFrame(rows))] if rows else []
+    scale_rows = []
+    for r in read_table():
+        current = r.get('stand_ins') == stand_ins(r['student'], r['teacher'])
+        scale_rows.append({'method': r['method'], 'pair': f"{r['student']} <- {r['teacher']}",
+                           'r full': f"{r['ratio_full']:.4g}", 'r mini': f"{r['ratio_mini']:.4g}",
+                           'factor': f"{r['factor']:.3g}" + ('' if r['applicable'] else ' (rule n/a)'),
+                           'stand-ins': 'current' if current else 'stale: measure again'})
+    if scale_rows:
+        parts += ['The loss-scale rule (distillation / detection loss at the first iteration; factor = r full / '
+                  'r mini):', '', to_markdown(pd.DataFrame(scale_rows))]
+    return '\n'.join(parts)
+
+
+def write_report(protocol: str = 'v2', readme: Optional[Path] = None) -> str:
+    """:func:`report` into ``results/mini_<protocol>/calibration.md`` and, for v2, between the README's
+    :data:`README_MARKERS`."""
+    from kdlab.engine.report import results_dir
+    from kdlab.engine.store import atomic_write_text, repo_root
+    text = report(protocol)
+    atomic_write_text(results_dir(f'mini_{protocol}') / 'calibration.md', text)
+    if protocol == 'v2':
+        readme = Path(readme or repo_root() / 'README.md')
+        body = readme.read_text()
+        begin, end = README_MARKERS
+        if begin not in body or end not in body:
+            from kdlab.errors import KdlabError
+            raise KdlabError(f'{readme} has no calibration block', f'add the two lines {begin} and {end}')
+        head, rest = body.split(begin, 1)
+        atomic_write_text(readme, head + begin + '\n' + text + rest[rest.index(end):])
+    return text
+
+
 # ------------------------------------------------------------------------------------------------ trials
 #: The protocol knobs a trial may change: the same for every method (data, schedule, batch, learning rate).
 TRIAL_KNOBS = ('scene', 'epochs', 'steps', 'batch', 'lr', 'pretrained', 'width')
@@ -273,6 +395,9 @@ def main(args) -> int:
         print(frame[cols].to_string(index=False))
         print(f'written: {out / "gaps.csv"}')
         return 0
+    if args.report:
+        print(write_report(args.protocol))
+        return 0
     if args.trial:
         import json
         row = trial(args.trial, args.schedules[-1], seed=args.seeds[0], protocol=args.protocol,
@@ -296,6 +421,8 @@ def register(sub) -> None:
     p.add_argument('--protocol', default='v2', choices=('v1', 'v2'))
     p.add_argument('--stored', action='store_true', help='train nothing: summarise the runs already stored')
     p.add_argument('--quiet', action='store_true')
+    p.add_argument('--report', action='store_true', help='train nothing: the calibration figures from the '
+                   'committed results, written to results/mini_<protocol>/calibration.md and the README')
     p.add_argument('--gaps', action='store_true', help='train nothing: every teacher-student pair of the seed '
                    'tables and the leaderboard with both stored mAPs and the teacher\'s lead (at least '
                    f'{MIN_TEACHER_LEAD}), written to results/mini_<protocol>/gaps.csv')
