@@ -150,6 +150,30 @@ def test_leaderboard_cells_are_mean_and_spread_over_seeds(tmp_path):
     assert methods[:3] == ['teacher', 'baseline', 'pkd']     # sorted by gain after teacher and baseline
 
 
+def test_the_board_reads_each_cell_beside_the_papers_gains_for_its_pair(tmp_path):
+    """The conclusion check of a leaderboard cell: each method's gain beside what the papers report for that
+    pair (the median over papers, each source named), the signs and the rank correlation over the methods."""
+    from kdlab.engine.leaderboard import board, board_check, plan_board, reported_gains
+    said = reported_gains('retinanet_r50', 'retinanet_x101')
+    assert said['pkd'] == (3.4, 'dcsf_kd/table1 +3.4; pkd/metafile +3.4')
+    assert said['dfmsd'][0] == 4.6 and 'table11' not in said['dfmsd'][1]        # its chain, not its ablations
+    assert said['dsamkd'][0] == 4.1 and "baseline 37.4" in said['dsamkd'][1]    # an abstract without a baseline
+    assert 'icd' not in said and 'crosskd' not in said                          # no paper reports them here
+    store = _store(tmp_path)
+    methods = ['pkd', 'mgd', 'dmkd', 'icd']
+    plans, unavailable = plan_board([('retinanet_r50', 'retinanet_x101')], methods, seeds=(0,), scale='smoke')
+    made = {'pkd': 51.0, 'mgd': 53.0, 'dmkd': 49.0, 'icd': 52.0}                # dmkd below the baseline
+    for (student, teacher, method, seed), plan in plans.items():
+        _fake_record(store, plan.rows['baseline'], 50.0)
+        _fake_record(store, plan.rows[f'teacher:{teacher}'], 56.0)
+        _fake_record(store, plan.rows['distilled'], made[method])
+    frame = board(plans, unavailable, store, (0,))
+    assert frame.set_index('method').loc['mgd', 'gain paper'] == 3.6
+    check = board_check(frame).iloc[0]
+    assert check['rows'] == 3 and check['same sign'] == 2                       # icd: no paper gain to compare
+    assert check['rho'] == pytest.approx(-0.5) and check['verdict'].startswith('disagrees')
+
+
 def test_the_board_trains_each_shared_run_once_in_one_plan():
     """Teachers and baselines are shared by the methods of a pair and seed: one run each, before the students
     that need them, all in one plan so that workers overlap cells."""

@@ -220,7 +220,7 @@ def mean_sd(values: List[float]):
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else math.nan)
 
 
-def _reported_gains(rows) -> Dict[str, float]:
+def reported_gains(rows) -> Dict[str, float]:
     """Row id -> the paper's gain in :data:`GAIN_METRIC` over the same table's baseline of the same student
     (the printed ``(+x.y)`` where the paper prints one)."""
     baselines = {}
@@ -262,7 +262,7 @@ def compare_rows(paper: str, table: str, plans: Dict[int, Plan], store: RunStore
     reported = [r for r in papers.iter_rows(paper, table) if rows is None or r.id in rows]
     data = papers.load_table_data(paper, table)
     metrics = [m for m in data['metrics'] if m in METRICS]
-    gains = _reported_gains(list(papers.iter_rows(paper, table)))
+    gains = reported_gains(list(papers.iter_rows(paper, table)))
     records = []
     for r in reported:
         ref = f'{paper}/{table}/{r.id}'
