@@ -203,3 +203,16 @@ def test_the_makefiles_mini_tables_are_seed_tables():
     text = (Path(__file__).resolve().parents[1] / 'Makefile').read_text()
     tables = re.search(r'^MINI_TABLES := (.*)$', text, re.M).group(1).split()
     assert set(tables) <= set(SEED_TABLES) and set(SEED_TABLES) - set(tables) == {'dfmsd/table6'}
+
+
+def test_the_distillations_of_the_seed_tables_name_each_stage_of_a_chain():
+    """What the ladder's and the loss-scale rule's checks walk: a DFMSD row distils from each teacher of its chain,
+    the leaderboard's DFMSD cell through its paper's chain, every other method from the pair's teacher."""
+    from kdlab.engine.calibration import distillations
+    found = {(d['method'], d['student'], d['teacher'], d['where']) for d in distillations()}
+    assert ('dfmsd', 'retinanet_r50', 'retinanet_r101', 'dfmsd/table6') in found
+    assert ('dfmsd', 'retinanet_r50', 'retinanet_x101', 'dfmsd/table6') in found
+    assert ('dfmsd', 'retinanet_r50', 'retinanet_r101', 'leaderboard') in found
+    assert ('pkd', 'retinanet_r50', 'retinanet_r101', 'leaderboard') not in found     # one teacher for the others
+    assert ('icd', 'faster_rcnn_r50', 'faster_rcnn_r101', 'leaderboard') in found
+    assert not any(d['method'] == 'baseline' for d in distillations())

@@ -115,6 +115,37 @@ SEED_TABLES = ('pkd/abstract', 'dcsf_kd/table2', 'dsamkd/abstract', 'icd/readme'
 MIN_TEACHER_LEAD = 2.0
 
 
+def distillations(tables: Sequence[str] = SEED_TABLES, pairs: Optional[Sequence] = None,
+                  methods: Optional[Sequence[str]] = None) -> List[dict]:
+    """Every distillation the rows of ``tables`` and the leaderboard's ``pairs`` × ``methods`` (defaults:
+    :data:`kdlab.engine.leaderboard.DEFAULT_PAIRS`, every method) ask for, one entry per teacher of a row
+    (a DFMSD chain's stages each distil from their own teacher; a leaderboard pair's DFMSD through its
+    paper's chain, :func:`kdlab.methods.dfmsd.sal_chain`): ``method, teacher, teacher_schedule, student,
+    student_schedule, where`` in zoo names (a row's schedules; ``None`` where the row states none). What the
+    ladder's rule (:func:`teacher_gaps`) and the loss-scale rule (``kdlab loss-scale --tables``) check."""
+    from kdlab import papers
+    from kdlab.engine.leaderboard import DEFAULT_PAIRS, default_methods
+    from kdlab.engine.planner import zoo_name
+    from kdlab.methods.dfmsd import sal_chain
+    out = []
+    for t in tables:
+        for row in papers.iter_rows(*t.split('/', 1)):
+            student = zoo_name(row.student)
+            if row.method == 'baseline' or not row.runnable or student is None:
+                continue
+            for spec in row.teachers:
+                teacher = zoo_name(spec)
+                if teacher is not None:
+                    out.append(dict(method=row.method, teacher=teacher, teacher_schedule=spec.schedule,
+                                    student=student, student_schedule=row.student.schedule or '1x', where=t))
+    for s_name, t_name in (DEFAULT_PAIRS if pairs is None else pairs):
+        for method in methods or default_methods():
+            for teacher in (sal_chain(t_name) if method == 'dfmsd' else [t_name]):
+                out.append(dict(method=method, teacher=teacher, teacher_schedule=None, student=s_name,
+                                student_schedule='1x', where='leaderboard'))
+    return out
+
+
 def teacher_gaps(tables: Sequence[str] = SEED_TABLES, pairs: Optional[Sequence] = None, *, protocol: str = 'v2',
                  store=None):
     """Every (teacher, baseline student) pair that the distillation rows of ``tables`` and the leaderboard's
@@ -125,28 +156,15 @@ def teacher_gaps(tables: Sequence[str] = SEED_TABLES, pairs: Optional[Sequence] 
     runs' stored mAP, the teacher's lead and whether it meets :data:`MIN_TEACHER_LEAD`. Nothing is trained; a
     run not stored yet, or a detector the zoo cannot build at this protocol yet, says so in ``status``."""
     import pandas as pd
-    from kdlab import papers
-    from kdlab.engine.leaderboard import DEFAULT_PAIRS
-    from kdlab.engine.planner import default_teacher_schedule, detector_run, zoo_name
+    from kdlab.engine.planner import default_teacher_schedule, detector_run
     from kdlab.engine.store import RunStore
     from kdlab.errors import KdlabError
-    from kdlab.methods.dfmsd import sal_chain
     from kdlab.zoo import under_protocol
     store = store or RunStore()
     wanted: dict = {}           # (teacher, its schedule, student, its schedule) -> where
-    for t in tables:
-        for row in papers.iter_rows(*t.split('/', 1)):
-            student = zoo_name(row.student)
-            if row.method == 'baseline' or not row.runnable or student is None:
-                continue
-            for spec in row.teachers:
-                teacher = zoo_name(spec)
-                if teacher is not None:
-                    key = (teacher, spec.schedule, student, row.student.schedule or '1x')
-                    wanted.setdefault(key, []).append(t)
-    for s_name, t_name in (DEFAULT_PAIRS if pairs is None else pairs):
-        for teacher in sal_chain(t_name):               # DFMSD's cell distils through the chain
-            wanted.setdefault((teacher, None, s_name, '1x'), []).append('leaderboard')
+    for d in distillations(tables, pairs):
+        wanted.setdefault((d['teacher'], d['teacher_schedule'], d['student'], d['student_schedule']), []).append(
+            d['where'])
 
     def mAP(key):
         rec = store.load(key)
