@@ -48,9 +48,17 @@ def test_the_summary_reads_every_reproduced_table_of_a_scale(tmp_path):
         (tmp_path / paper).mkdir()
         _frame(rows).to_csv(tmp_path / paper / 'table1_mini.csv', index=False)
     (tmp_path / 'leaderboard').mkdir()
-    (tmp_path / 'leaderboard' / 'leaderboard_mini.csv').write_text('student,teacher\n')
+    (tmp_path / 'leaderboard' / 'leaderboard_mini.csv').write_text('student,teacher\n')     # nothing to check yet
     result = summary('mini', tmp_path)
     assert list(result['paper']) == ['p1', 'p2'] and list(result['same sign']) == [2, 0]
+    (tmp_path / 'leaderboard' / 'leaderboard_mini.csv').write_text(        # a board: checked against the papers
+        'student,teacher,method,seeds,mAP,mAP_sd,gain,gain_sd\n'
+        'retinanet_r50,retinanet_x101,baseline,1,50.0,,,\n'
+        'retinanet_r50,retinanet_x101,pkd,1,52.0,,2.0,\n'
+        'retinanet_r50,retinanet_x101,amd,1,49.0,,-1.0,\n')
+    result = summary('mini', tmp_path)
+    board = result[result['paper'] == 'leaderboard'].iloc[0]
+    assert board['rows'] == 2 and board['same sign'] == 1 and board['table'] == 'mini'
     md = (tmp_path / 'summary_mini.md').read_text()
     assert '2 tables, 2 of 3 distilled rows with the paper\'s sign of gain (67%)' in md
     assert (tmp_path / 'summary_mini.csv').is_file()

@@ -126,7 +126,7 @@ def reproduced_tables(scale: str = 'mini', root: Union[None, str, Path] = None) 
 def summary(scale: str = 'mini', root: Union[None, str, Path] = None, *, write: bool = True,
             tables: Optional[Iterable[Path]] = None):
     """The conclusion checks of every reproduced table of ``scale`` (as results files name it,
-    :func:`kdlab.zoo.scale_label`) in one frame; written (``write``) to ``<root>/summary_<scale>.csv`` and
+    :func:`kdlab.zoo.scale_label`) and of its leaderboard (:func:`kdlab.engine.leaderboard.board_check`) in one frame; written (``write``) to ``<root>/summary_<scale>.csv`` and
     ``.md``."""
     import pandas as pd
     from kdlab.engine.store import atomic_write_text, repo_root
@@ -137,12 +137,19 @@ def summary(scale: str = 'mini', root: Union[None, str, Path] = None, *, write: 
         if not {'gain paper', 'gain kdlab', 'method', 'teacher', 'student'} <= set(frame.columns):
             continue
         frames.append(conclusion_check(frame, paper=path.parent.name, table=path.stem[:-len(scale) - 1]))
+    board = root / 'leaderboard' / f'leaderboard_{scale}.csv'
+    if tables is None and board.is_file():     # the leaderboard's cells, checked against the papers' gains per pair
+        from kdlab.engine.leaderboard import board_check
+        frame = pd.read_csv(board)
+        frame.attrs['label'] = scale
+        if {'student', 'teacher', 'method', 'gain', 'gain_sd'} <= set(frame.columns):
+            frames.append(board_check(frame))
     result = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     if write:
         atomic_write_text(root / f'summary_{scale}.csv', result.to_csv(index=False))
-        whole = result[result['block'].str.startswith('all')]
+        whole = result[result['block'].str.startswith('all') & (result['paper'] != 'leaderboard')]
         n, same = int(whole['rows'].sum()), int(whole['same sign'].sum())
         head = (f'**Conclusion checks, {scale} scale: {len(whole)} tables, {same} of {n} distilled rows with the '
-                f"paper's sign of gain ({same / n:.0%})**\n\n" if n else f'**Conclusion checks, {scale} scale**\n\n')
+                f"paper's sign of gain ({same / n:.0%}); the leaderboard's cells below them**\n\n" if n else f'**Conclusion checks, {scale} scale**\n\n')
         atomic_write_text(root / f'summary_{scale}.md', head + to_markdown(result))
     return result

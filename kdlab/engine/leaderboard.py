@@ -128,6 +128,10 @@ def board_check(frame):
     pair: how many methods' gains have the papers' sign, the median ratio to the papers' gains, the rank
     correlation of the gains with the papers' for the pair (``gain paper``: :func:`reported_gains`)."""
     from kdlab.engine import conclusions
+    if 'gain paper' not in frame.columns:         # a board written before the papers' gains were beside it
+        said = {pair: reported_gains(*pair) for pair in set(zip(frame['student'], frame['teacher']))}
+        frame = frame.assign(**{'gain paper': [said[(s, t)].get(m, (math.nan, ''))[0] for s, t, m in
+                                               zip(frame['student'], frame['teacher'], frame['method'])]})
     methods = frame[~frame['method'].isin(['teacher', 'baseline'])]
     return conclusions.conclusion_check(methods.rename(columns={'gain': 'gain kdlab', 'gain_sd': 'gain sd'}),
                                         paper='leaderboard', table=frame.attrs.get('label', ''))
@@ -217,10 +221,10 @@ def main(args) -> int:
     path = out / f'leaderboard_{scale_label(args.scale)}.csv'     # mini v2 beside v1's, never over it
     atomic_write_text(path, frame.to_csv(index=False))
     check = board_check(frame)
-    print('\nconclusion check (gains against the papers\' for each pair; `paper`: the sources):')
+    print('\nconclusion check (gains against the papers\' for each pair; `paper`: the sources; '
+          '`kdlab reproduce --summary` adds it to results/summary_<scale>.*):')
     print(check[['block', 'rows', 'same sign', 'median ratio', 'rho', 'gain sd', 'verdict']].to_string(index=False))
-    atomic_write_text(path.with_name(path.stem + '_conclusions.csv'), check.to_csv(index=False))
-    print(f'\nwritten: {path} and its conclusion check', file=sys.stderr)
+    print(f'\nwritten: {path}', file=sys.stderr)
     return 0
 
 
