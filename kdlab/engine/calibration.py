@@ -299,7 +299,52 @@ def report(protocol: str = 'v2', root: Optional[Path] = None) -> str:
     if scale_rows:
         parts += ['The loss-scale rule (distillation / detection loss at the first iteration; factor = r full / '
                   'r mini):', '', to_markdown(pd.DataFrame(scale_rows))]
+    if protocol == 'v2':
+        cost = cell_cost(protocol=protocol)
+        students = cost[cost['role'] != 'teacher']
+        done = students.dropna(subset=['minutes'])
+        teachers = cost[cost['role'] == 'teacher'].dropna(subset=['minutes'])
+        shown = cost.assign(minutes=[_fmt(m, '.0f') for m in cost['minutes']]).drop(columns=['run'])
+        parts += [f'The cost of one seed of the leaderboard cell {COST_CELL[0]} <- {COST_CELL[1]} (wall minutes on '
+                  f'one core, shared with other jobs; the goal: {COST_GOAL_HOURS:g} core-hours a seed): '
+                  f'{len(done)} of {len(students)} student runs stored, {done["minutes"].sum() / 60:.1f} h; the '
+                  f'teachers, trained once for every seed, {teachers["minutes"].sum() / 60:.1f} h.', '',
+                  to_markdown(shown)]
     return '\n'.join(parts)
+
+
+#: the leaderboard cell whose cost the issue's goal is set for: one seed of it in 3 core-hours
+COST_CELL = ('retinanet_r50', 'retinanet_x101')
+COST_GOAL_HOURS = 3.0
+
+
+def cell_cost(pair=COST_CELL, methods: Optional[Sequence[str]] = None, seed: int = 0, protocol: str = 'v2',
+              store=None):
+    """Every run one seed of a leaderboard cell makes under ``protocol`` (the teachers, trained once for all
+    seeds under v2, then the baseline and each method's student; a DFMSD chain's first stage too), with the
+    wall minutes its stored record took on one core of this machine (shared with the other jobs of the day,
+    said in the docs), or why there is none: what the issue's cost goal is measured on."""
+    import pandas as pd
+    from kdlab.engine.leaderboard import plan_board
+    from kdlab.engine.store import RunStore
+    from kdlab.zoo import under_protocol
+    store = store or RunStore()
+    with under_protocol(protocol):
+        plans, unavailable = plan_board([tuple(pair)], methods, seeds=(seed,), scale='mini')
+    rows, seen = [], set()
+    for (_, _, method, _), plan in plans.items():
+        for run in plan.ordered():
+            if run.key in seen:
+                continue
+            seen.add(run.key)
+            rec = store.load(run.key)
+            wall = (rec or {}).get('wall_time_s')
+            rows.append(dict(role=run.role, method=method if run.role in ('distilled', 'stage') else '',
+                             run=run.name, key=run.key, minutes=None if wall is None else round(wall / 60, 1),
+                             status='stored' if rec is not None else 'not trained'))
+    for (_, _, method), why in unavailable.items():
+        rows.append(dict(role='distilled', method=method, run='', key='', minutes=None, status=f'n/a: {why}'))
+    return pd.DataFrame(rows, columns=['role', 'method', 'run', 'key', 'minutes', 'status'])
 
 
 def write_report(protocol: str = 'v2', readme: Optional[Path] = None) -> str:
