@@ -197,6 +197,35 @@ def board(plans, unavailable, store: RunStore, seeds: Sequence[int]):
     return frame
 
 
+def plot_board(frame):
+    """One panel per pair: each method's gain over the baseline student (mean over seeds, the seed sd as an
+    error bar) beside the gain the papers report for the pair (:func:`reported_gains`), methods in the board's
+    order; a method not run yet has no bar and says so."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    pairs = list(dict.fromkeys(zip(frame['student'], frame['teacher'])))
+    if 'gain paper' not in frame.columns:
+        said = {pair: reported_gains(*pair) for pair in pairs}
+        frame = frame.assign(**{'gain paper': [said[(s, t)].get(m, (math.nan, ''))[0] for s, t, m in
+                                               zip(frame['student'], frame['teacher'], frame['method'])]})
+    fig, axes = plt.subplots(1, len(pairs), figsize=(5.5 * len(pairs), 4.2), squeeze=False, constrained_layout=True)
+    for ax, (student, teacher) in zip(axes[0], pairs):
+        part = frame[(frame['student'] == student) & (frame['teacher'] == teacher)
+                     & ~frame['method'].isin(['teacher', 'baseline'])]
+        y = np.arange(len(part))
+        ax.barh(y - 0.2, part['gain paper'].fillna(0), height=0.38, color='#4c72b0', label='papers (COCO)')
+        ax.barh(y + 0.2, part['gain'].fillna(0), height=0.38, xerr=part['gain_sd'].fillna(0), color='#dd8452',
+                label=f'kdlab ({frame.attrs.get("label", frame.attrs.get("scale", ""))})', error_kw=dict(lw=0.8))
+        labels = [m + ('' if n else ' (not run)') for m, n in zip(part['method'], part['seeds'])]
+        ax.set_yticks(y, labels, fontsize=8)
+        ax.invert_yaxis()
+        ax.axvline(0, color='k', lw=0.6)
+        ax.set_title(f'{student} <- {teacher}', fontsize=9)
+        ax.set_xlabel('mAP gain over the baseline student (points)', fontsize=8)
+    axes[0][0].legend(fontsize=7)
+    return fig
+
+
 def leaderboard(pairs=DEFAULT_PAIRS, methods=None, seeds=(0, 1, 2), scale: str = 'mini', *, store=None,
                 train: bool = True, progress: bool = True, data_root=None, workers: int = 1):
     """Plan, train what is missing (``train``; ``workers`` runs at a time on the CPU:
