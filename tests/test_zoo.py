@@ -49,8 +49,8 @@ def test_backbone_ladder_grows_like_the_papers():
 
 
 def test_mini_v2s_x101_stand_in_has_more_capacity_than_r101s():
-    """v1's X101 stand-in (a ResNeXt-50) had fewer parameters than the R101 one; v2's is a ResNeXt-101, and v1
-    keeps its own (its stored runs' keys)."""
+    """v1's X101 stand-in (a ResNeXt-50 8x4d at base 16) had fewer parameters than the R101 one; v2's is a
+    ResNeXt-50 16x4d at base 24 (1.5x the R101 one's), and v1 keeps its own (its stored runs' keys)."""
     from mmdet.registry import MODELS
     import mmdet.models  # noqa: F401
     from kdlab.zoo import MINI_V2_BACKBONES
@@ -60,8 +60,11 @@ def test_mini_v2s_x101_stand_in_has_more_capacity_than_r101s():
     assert params(MINI_V2_BACKBONES, 'r50') < params(MINI_V2_BACKBONES, 'r101') < params(MINI_V2_BACKBONES, 'x101')
     assert params(MINI_BACKBONES, 'x101') < params(MINI_BACKBONES, 'r101')          # v1's, measured so
     assert detector_config('retinanet_x101', 'mini', protocol='v1').model.backbone.depth == 50
-    assert MINI_V2_BACKBONES['x101'][0]['depth'] == 101
-    assert MINI_V2_BACKBONES['x101'][1] == MINI_BACKBONES['x101'][1]               # the same neck inputs
+    x101 = MINI_V2_BACKBONES['x101'][0]
+    assert (x101['depth'], x101['groups'], x101['base_channels']) == (50, 16, 24)     # the depth the recipe trains
+    assert params(MINI_V2_BACKBONES, 'x101') > 1.4 * params(MINI_V2_BACKBONES, 'r101')  # COCO: about twice
+    out = MODELS.build(x101)(torch.zeros(1, 3, 64, 64))
+    assert tuple(o.shape[1] for o in out) == MINI_V2_BACKBONES['x101'][1]          # the neck's inputs
 
 
 def test_heterogeneous_pairs_keep_their_pyramids():

@@ -13,8 +13,8 @@ each rung with more capacity than the one below, and the same *type* (ResNet / R
 full-scale backbone it stands for. More capacity is not more accuracy here: trained 3x at mini scale, x101
 scored below r101 in RetinaNet (49.9 vs 54.8 mAP), FCOS (58.6 vs 66.0) and Cascade Mask R-CNN (85.7 vs 88.8)
 (``results/runs``), so a table's ResNeXt teacher is not its strongest one at this scale: v1's X101 stand-in has
-fewer parameters than its R101 one. Mini v2 replaces it (:data:`MINI_V2_BACKBONES`: a ResNeXt-101 with more
-parameters and multiply-adds than the R101 stand-in). Heterogeneous pairs stay heterogeneous: a mini Swin Mask R-CNN teacher
+fewer parameters than its R101 one. Mini v2 replaces it (:data:`MINI_V2_BACKBONES`: a ResNeXt-50 16x4d at base
+24, with 1.5x the parameters and multiply-adds of the R101 stand-in). Heterogeneous pairs stay heterogeneous: a mini Swin Mask R-CNN teacher
 still has a P2-P6 FPN and a RetinaNet student P3-P7.
 
 Everything returned is a plain :class:`mmengine.config.Config`; ``cfg.dump(path)`` writes the resolved file.
@@ -176,13 +176,16 @@ MINI_BACKBONES: Dict[str, Tuple[dict, Tuple[int, ...]]] = {
     'swin_s': (_swin(32, (2, 2, 6, 2)), (32, 64, 128, 256)),
 }
 
-#: Mini v2's backbones (loaded pretrained, :mod:`kdlab.zoo.pretrain`): v1's, but for the X101 stand-in, which is
-#: a ResNeXt-101 (8x4d, base 16: 3.16 M parameters, 0.311 G multiply-adds at 160 px, the same outputs) instead
-#: of v1's ResNeXt-50, so that it has more capacity than the R101 stand-in (3.00 M, 0.277 G), as X101 has over
-#: R101 on COCO. v1's ResNeXt-50 stand-in was measured below R101 under v2 in pretraining (89.5 against 91.1 %
-#: top-1) and in RetinaNet at 1x (24 epochs 52.0 against 54.6; 48 epochs 56.3 against 58.2, docs/mini_v2.md).
+#: Mini v2's backbones (loaded pretrained, :mod:`kdlab.zoo.pretrain`): v1's, but for the X101 stand-in. v1's, a
+#: ResNeXt-50 8x4d at base 16, has fewer parameters (1.72 M) and multiply-adds (0.172 G at 160 px) than the R101
+#: stand-in (3.00 M, 0.278 G) and scored below it under v2, in pretraining (89.5 against 91.1 % top-1) and in
+#: RetinaNet at 1x (48 epochs: 56.3 against 58.2 mAP). A ResNeXt-101 8x4d at base 16 (3.16 M, 0.316 G) tried next
+#: reached only 82.6 % top-1 with the uniform pretraining recipe (at chance for four epochs: depth the recipe does not
+#: train; results/mini_v2/pretrain_trials.json). v2's X101 stand-in is therefore a ResNeXt-50 of more cardinality and
+#: width, 16x4d at base 24 (4.64 M, 0.450 G: 1.5 and 1.6 times the R101 stand-in, as X101-64x4d has about twice
+#: R101's parameters and FLOPs on COCO), the depth the recipe trains; its outputs are wider (96-768 channels).
 MINI_V2_BACKBONES: Dict[str, Tuple[dict, Tuple[int, ...]]] = {
-    **MINI_BACKBONES, 'x101': (dict(MINI_BACKBONES['x101'][0], depth=101), MINI_BACKBONES['x101'][1])}
+    **MINI_BACKBONES, 'x101': (dict(MINI_BACKBONES['x101'][0], groups=16, base_channels=24), (96, 192, 384, 768))}
 
 #: Schedules at mini / smoke scale: epochs. Full scale keeps the official schedule of its config.
 MINI_EPOCHS = {'1x': 12, '2x': 24, '2x_ms': 24, '3x': 36, '20e': 20}
