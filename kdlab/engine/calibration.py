@@ -67,7 +67,7 @@ def calibrate(detectors: Sequence[str] = DEFAULT_DETECTORS, *, schedules: Sequen
     (``calibration.csv``). ``train=False``: only the runs already stored, the others left out (said so)."""
     import pandas as pd
     from kdlab.engine.report import results_dir
-    from kdlab.engine.runner import execute
+    from kdlab.engine.runner import execute, wall_time
     from kdlab.engine.store import RunStore
     from kdlab.viz.curves import curve_frame, plot_learning_curves
     from kdlab.zoo import detector_config
@@ -91,7 +91,7 @@ def calibrate(detectors: Sequence[str] = DEFAULT_DETECTORS, *, schedules: Sequen
                 continue
         rows += curve_rows(name, sched, seed, rec)
         finals.append(dict(detector=name, schedule=sched, seed=seed, mAP=rec['metrics'].get('mAP'),
-                           wall_time_s=rec.get('wall_time_s'), run=rec.get('key')))
+                           wall_time_s=wall_time(rec), run=rec.get('key')))
         records[f'{name} {sched} s{seed}'] = rec
         pd.DataFrame(rows).to_csv(out / 'curves.csv', index=False)       # after every run: nothing lost
         pd.DataFrame(finals).to_csv(out / 'finals.csv', index=False)
@@ -326,6 +326,7 @@ def cell_cost(pair=COST_CELL, methods: Optional[Sequence[str]] = None, seed: int
     said in the docs), or why there is none: what the issue's cost goal is measured on."""
     import pandas as pd
     from kdlab.engine.leaderboard import plan_board
+    from kdlab.engine.runner import wall_time
     from kdlab.engine.store import RunStore
     from kdlab.zoo import under_protocol
     store = store or RunStore()
@@ -338,7 +339,7 @@ def cell_cost(pair=COST_CELL, methods: Optional[Sequence[str]] = None, seed: int
                 continue
             seen.add(run.key)
             rec = store.load(run.key)
-            wall = (rec or {}).get('wall_time_s')
+            wall = wall_time(rec) if rec is not None else None
             rows.append(dict(role=run.role, method=method if run.role in ('distilled', 'stage') else '',
                              run=run.name, key=run.key, minutes=None if wall is None else round(wall / 60, 1),
                              status='stored' if rec is not None else 'not trained'))
@@ -417,7 +418,7 @@ def trial(detector: str, schedule: str = '2x', *, seed: int = 0, protocol: str =
     import pandas as pd
     from kdlab.data.synthetic import cache_root
     from kdlab.engine.report import results_dir
-    from kdlab.engine.runner import execute
+    from kdlab.engine.runner import execute, wall_time
     from kdlab.engine.store import RunStore
     knobs = {k: v for k, v in knobs.items() if v is not None}
     unknown = set(knobs) - set(TRIAL_KNOBS)
@@ -435,7 +436,7 @@ def trial(detector: str, schedule: str = '2x', *, seed: int = 0, protocol: str =
                batch=cfg.train_dataloader.batch_size, lr=cfg.optim_wrapper.optimizer.lr,
                scene=json.dumps(dataclasses.asdict(scene_spec(knobs.get('scene'))), sort_keys=True),
                **{k: rec['metrics'].get(k) for k in ('mAP', 'AP50', 'APs', 'APm', 'APl')},
-               wall_time_s=rec.get('wall_time_s'),
+               wall_time_s=wall_time(rec),
                curve=' '.join(f"{e.get('mAP')}" for e in rec.get('curve') or []), run=rec.get('key'))
     out = Path(out) if out is not None else results_dir(f'mini_{protocol}')
     out.mkdir(parents=True, exist_ok=True)
