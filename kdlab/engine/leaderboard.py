@@ -123,15 +123,26 @@ def reported_gains(student: str, teacher: str, *, root=None) -> Dict[str, Tuple[
     return {m: (round(statistics.median(g for g, _ in v), 2), '; '.join(w for _, w in v)) for m, v in found.items()}
 
 
+def _papers_say(pairs) -> Dict[Tuple[str, str], Dict[str, Tuple[float, str]]]:
+    return {pair: reported_gains(*pair) for pair in dict.fromkeys(pairs)}
+
+
+def with_reported_gains(frame):
+    """``frame`` (a board) with the papers' gain per method (``gain paper``) where it has none: a board written
+    before the papers' gains were put beside it."""
+    if 'gain paper' in frame.columns:
+        return frame
+    said = _papers_say(zip(frame['student'], frame['teacher']))
+    return frame.assign(**{'gain paper': [said[(s, t)].get(m, (math.nan, ''))[0] for s, t, m in
+                                          zip(frame['student'], frame['teacher'], frame['method'])]})
+
+
 def board_check(frame):
     """The leaderboard's conclusion check (:func:`kdlab.engine.conclusions.conclusion_check`), one block per
     pair: how many methods' gains have the papers' sign, the median ratio to the papers' gains, the rank
     correlation of the gains with the papers' for the pair (``gain paper``: :func:`reported_gains`)."""
     from kdlab.engine import conclusions
-    if 'gain paper' not in frame.columns:         # a board written before the papers' gains were beside it
-        said = {pair: reported_gains(*pair) for pair in set(zip(frame['student'], frame['teacher']))}
-        frame = frame.assign(**{'gain paper': [said[(s, t)].get(m, (math.nan, ''))[0] for s, t, m in
-                                               zip(frame['student'], frame['teacher'], frame['method'])]})
+    frame = with_reported_gains(frame)
     methods = frame[~frame['method'].isin(['teacher', 'baseline'])]
     return conclusions.conclusion_check(methods.rename(columns={'gain': 'gain kdlab', 'gain_sd': 'gain sd'}),
                                         paper='leaderboard', table=frame.attrs.get('label', ''))
@@ -183,9 +194,9 @@ def board(plans, unavailable, store: RunStore, seeds: Sequence[int]):
     for (student, teacher, method), why in unavailable.items():
         records.append(dict(student=student, teacher=teacher, method=method, seeds=0, mAP=math.nan,
                             mAP_sd=math.nan, gain=math.nan, gain_sd=math.nan, status=f'n/a: {why}', note=''))
-    papers_say = {pair: reported_gains(*pair) for pair in dict.fromkeys((r['student'], r['teacher']) for r in records)}
+    said = _papers_say((r['student'], r['teacher']) for r in records)
     for r in records:
-        r['gain paper'], r['paper'] = papers_say[(r['student'], r['teacher'])].get(r['method'], (math.nan, ''))
+        r['gain paper'], r['paper'] = said[(r['student'], r['teacher'])].get(r['method'], (math.nan, ''))
     order = {'teacher': 0, 'baseline': 1}
     frame = pd.DataFrame.from_records(records, columns=['student', 'teacher', 'method', 'seeds', 'mAP', 'mAP_sd',
                                                         'gain', 'gain_sd', 'gain paper', 'status', 'note', 'paper'])
@@ -204,10 +215,7 @@ def plot_board(frame):
     import matplotlib.pyplot as plt
     import numpy as np
     pairs = list(dict.fromkeys(zip(frame['student'], frame['teacher'])))
-    if 'gain paper' not in frame.columns:
-        said = {pair: reported_gains(*pair) for pair in pairs}
-        frame = frame.assign(**{'gain paper': [said[(s, t)].get(m, (math.nan, ''))[0] for s, t, m in
-                                               zip(frame['student'], frame['teacher'], frame['method'])]})
+    frame = with_reported_gains(frame)
     fig, axes = plt.subplots(1, len(pairs), figsize=(5.5 * len(pairs), 4.2), squeeze=False, constrained_layout=True)
     for ax, (student, teacher) in zip(axes[0], pairs):
         part = frame[(frame['student'] == student) & (frame['teacher'] == teacher)
@@ -251,9 +259,11 @@ def main(args) -> int:
     atomic_write_text(path, frame.to_csv(index=False))
     check = board_check(frame)
     print('\nconclusion check (gains against the papers\' for each pair; `paper`: the sources; '
-          '`kdlab reproduce --summary` adds it to results/summary_<scale>.*):')
+          'written into results/summary_<scale>.* with the tables\' checks):')
     print(check[['block', 'rows', 'same sign', 'median ratio', 'rho', 'gain sd', 'verdict']].to_string(index=False))
-    print(f'\nwritten: {path}', file=sys.stderr)
+    from kdlab.engine.conclusions import summary
+    summary(scale_label(args.scale), out.parent)       # the scale's summary: the tables' checks and this board's
+    print(f'\nwritten: {path}, {out.parent / f"summary_{scale_label(args.scale)}.md"}', file=sys.stderr)
     return 0
 
 
