@@ -84,7 +84,8 @@ def test_pretraining_writes_fp16_weights_with_their_sha256_and_resumes(pretraine
     img, label = pretrain.render_example('train', 5)
     again, label_again = pretrain.render_example('train', 5)
     assert img.shape == (64, 64, 3) and np.array_equal(img, again) and label == label_again
-    kwargs = dict(epochs=2, train_images=128, val_images=64, batch=32, progress=False, cache=tmp_path / 'state')
+    kwargs = dict(epochs=2, train_images=128, val_images=64, batch=32, progress=False, cache=tmp_path / 'state',
+                  min_over_chance=0)                   # two tiny epochs: no accuracy to ask for
     entry = pretrain.pretrain('r18', **kwargs)
     path = pretrained_dir / entry['file']
     assert hashlib.sha256(path.read_bytes()).hexdigest() == entry['sha256']
@@ -98,7 +99,8 @@ def test_pretraining_writes_fp16_weights_with_their_sha256_and_resumes(pretraine
 
 def test_pretraining_never_resumes_another_stand_ins_state(pretrained_dir, tmp_path, monkeypatch):
     from kdlab.zoo import MINI_V2_BACKBONES, pretrain
-    kwargs = dict(epochs=1, train_images=64, val_images=32, batch=32, progress=False, cache=tmp_path / 'state')
+    kwargs = dict(epochs=1, train_images=64, val_images=32, batch=32, progress=False, cache=tmp_path / 'state',
+                  min_over_chance=0)
     first = pretrain.pretrain('r18', **kwargs)
     bb, channels = MINI_V2_BACKBONES['r18']
     monkeypatch.setitem(MINI_V2_BACKBONES, 'r18', (dict(bb, depth=34), channels))   # a changed stand-in
@@ -111,13 +113,24 @@ def test_pretraining_never_resumes_another_stand_ins_state(pretrained_dir, tmp_p
     assert not (pretrained_dir / first['file']).exists()            # the replaced weights are gone
 
 
+def test_a_backbone_that_learnt_nothing_is_not_called_pretrained(pretrained_dir, tmp_path):
+    """A stand-in at chance after its recipe (the Swin ones) raises, naming its state, and writes no weights."""
+    from kdlab.errors import KdlabError
+    from kdlab.zoo import pretrain
+    with pytest.raises(KdlabError, match='learnt nothing'):
+        pretrain.pretrain('r18', epochs=1, train_images=64, val_images=32, batch=32, progress=False,
+                          cache=tmp_path / 'state', min_over_chance=22.0)     # 100 %: nothing passes
+    assert (tmp_path / 'state' / 'last.pth').is_file() and not pretrained_dir.exists()
+    assert pretrain.MIN_TOP1_OVER_CHANCE * 100 / len(pretrain.CLASSES) > 10      # the default: above 4.5 % x 2
+
+
 def test_a_v2_detector_loads_the_pretrained_backbone(pretrained_dir, tmp_path, monkeypatch):
     from kdlab.zoo import detector_config, pretrain
     from kdlab.errors import KdlabError
     with pytest.raises(KdlabError, match='kdlab pretrain r18'):
         pretrain.pretrained_init('r18')
     entry = pretrain.pretrain('r18', epochs=1, train_images=64, val_images=32, batch=32, progress=False,
-                              cache=tmp_path / 'state')
+                              cache=tmp_path / 'state', min_over_chance=0)
     cfg = detector_config('retinanet_r18', 'mini', protocol='v2',
                           data_root=str(_tiny_scenes(tmp_path)))
     backbone = cfg.model.backbone
