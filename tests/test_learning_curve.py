@@ -210,4 +210,19 @@ def test_the_readme_shows_the_committed_calibration():
     body = (repo_root() / 'README.md').read_text()
     begin, end = README_MARKERS
     block = body.split(begin, 1)[1].split(end, 1)[0]
-    assert block.strip() == report('v2').strip(), 'run `kdlab calibrate --report` and commit the README'
+    assert block.strip() == report('v2', full=False).strip(), 'run `kdlab calibrate --report`, commit the README'
+
+
+def test_a_calibration_call_keeps_the_runs_of_earlier_calls(tmp_path):
+    """One detector or seed at a time builds the calibration files up: a call replaces its own runs' rows only."""
+    import pandas as pd
+    from kdlab.engine.calibration import merge_runs
+    path = tmp_path / 'finals.csv'
+    pd.DataFrame([dict(detector='retinanet_r50', schedule='1x', seed=0, mAP=50.8),
+                  dict(detector='retinanet_r50', schedule='1x', seed=1, mAP=40.0)]).to_csv(path, index=False)
+    new = [dict(detector='retinanet_r50', schedule='1x', seed=1, mAP=51.2),
+           dict(detector='retinanet_r101', schedule='1x', seed=0, mAP=58.2)]
+    out = merge_runs(path, new, [('retinanet_r50', '1x', 1), ('retinanet_r101', '1x', 0)])
+    assert sorted(zip(out['detector'], out['seed'], out['mAP'])) == [
+        ('retinanet_r101', 0, 58.2), ('retinanet_r50', 0, 50.8), ('retinanet_r50', 1, 51.2)]
+    assert len(merge_runs(tmp_path / 'none.csv', new, [])) == 2

@@ -59,26 +59,43 @@ def summarise(finals):
 MAX_GAIN_1X_TO_2X = 2.0
 
 
+def merge_runs(path: Path, new: List[dict], done: Sequence[tuple]):
+    """The rows of ``path`` (a calibration CSV) of runs other than ``done`` ((detector, schedule, seed): another
+    call's detectors, schedules or seeds), followed by ``new``."""
+    import pandas as pd
+    old = pd.read_csv(path) if path.is_file() and path.stat().st_size else pd.DataFrame()
+    if not old.empty:
+        done = set(done)
+        old = old[[k not in done for k in zip(old['detector'], old['schedule'], old['seed'])]]
+    return pd.concat([old, pd.DataFrame(new)], ignore_index=True)
+
+
 def calibrate(detectors: Sequence[str] = DEFAULT_DETECTORS, *, schedules: Sequence[str] = ('1x', '2x'),
               seeds: Iterable[int] = (0,), protocol: str = 'v2', out: Optional[Path] = None, progress: bool = True,
               train: bool = True):
     """Train each detector for each of ``schedules`` under ``protocol`` (stored runs are reused) and write the
     curves (``curves.csv``, ``curves.png``), every run's final mAP (``finals.csv``) and the summary
-    (``calibration.csv``). ``train=False``: only the runs already stored, the others left out (said so)."""
+    (``calibration.csv``). The files keep the runs of earlier calls (other detectors, schedules or seeds) beside
+    this call's, so one detector or seed at a time builds them up. ``train=False``: only the runs already stored,
+    the others left out (said so)."""
     import pandas as pd
     from kdlab.engine.report import results_dir
     from kdlab.engine.runner import execute, wall_time
-    from kdlab.engine.store import RunStore
+    from kdlab.engine.store import RunStore, atomic_write_text
     from kdlab.viz.curves import curve_frame, plot_learning_curves
     from kdlab.zoo import detector_config
     out = Path(out) if out is not None else results_dir(f'mini_{protocol}')
     out.mkdir(parents=True, exist_ok=True)
     store = RunStore()
-    rows, finals, records = [], [], {}
+    rows, finals, done = [], [], []
     runs = [(seed, name, sched) for seed in seeds for name in detectors for sched in schedules]
     if progress:
         from kdlab.progress import progress_bar
         runs = progress_bar(runs, desc='calibration runs', unit='run')
+
+    def merged(file: str, new: List[dict]):
+        return merge_runs(out / file, new, done)
+
     for seed, name, sched in runs:
         cfg = detector_config(name, 'mini', schedule=sched, seed=seed, protocol=protocol)
         if train:
@@ -92,16 +109,19 @@ def calibrate(detectors: Sequence[str] = DEFAULT_DETECTORS, *, schedules: Sequen
         rows += curve_rows(name, sched, seed, rec)
         finals.append(dict(detector=name, schedule=sched, seed=seed, mAP=rec['metrics'].get('mAP'),
                            wall_time_s=wall_time(rec), run=rec.get('key')))
-        records[f'{name} {sched} s{seed}'] = rec
-        pd.DataFrame(rows).to_csv(out / 'curves.csv', index=False)       # after every run: nothing lost
-        pd.DataFrame(finals).to_csv(out / 'finals.csv', index=False)
+        done.append((name, sched, seed))
+        for file, new in (('curves.csv', rows), ('finals.csv', finals)):     # after every run: nothing lost
+            atomic_write_text(out / file, merged(file, new).to_csv(index=False))
     if not finals:
         from kdlab.errors import KdlabError
         raise KdlabError('no calibration run is stored for these detectors and schedules',
                          'run `kdlab calibrate` without --stored to train them')
-    summary = summarise(pd.DataFrame(finals))
-    summary.to_csv(out / 'calibration.csv', index=False)
-    fig = plot_learning_curves(curve_frame(records), title=f'mini {protocol} baselines')
+    every = merged('finals.csv', finals)            # this call's runs and those of earlier calls
+    summary = summarise(every)
+    atomic_write_text(out / 'calibration.csv', summary.to_csv(index=False))
+    records = {f'{r.detector} {r.schedule} s{r.seed}': store.load(r.run) for r in every.itertuples(index=False)}
+    fig = plot_learning_curves(curve_frame({k: v for k, v in records.items() if v is not None}),
+                               title=f'mini {protocol} baselines')
     fig.savefig(out / 'curves.png', dpi=120)
     return pd.DataFrame(rows), summary
 
@@ -218,16 +238,17 @@ def _rung(backbone: str):
     return (rungs.index(backbone) if backbone in rungs else len(rungs), backbone)
 
 
-def report(protocol: str = 'v2', root: Optional[Path] = None) -> str:
+def report(protocol: str = 'v2', root: Optional[Path] = None, *, full: bool = True) -> str:
     """The calibration figures the issue asks the README to show, as Markdown, from the committed files only
     (nothing trained or loaded): the pretrained backbones' top-1 (``kdlab/zoo/pretrained/index.json``); each
     baseline's 1x and 2x mAP with its seed sd, the gain and the schedule rule (``calibration.csv``) and its
     wall time (``finals.csv``); the ladder per detector family (the stored 1x mAPs in the stand-ins' order);
     every teacher-student pair's lead (``gaps.csv``); the loss-scale rule's ratios (``loss_scale.csv``, rows
-    measured on other stand-ins marked stale)."""
+    measured on other stand-ins marked stale; ``full=False``, the README's: only the leaderboard cell's pairs)."""
     import pandas as pd
     from kdlab.engine.conclusions import to_markdown
     from kdlab.engine.report import results_dir
+    from kdlab.methods.dfmsd import sal_chain
     from kdlab.methods.loss_scale import read_table, stand_ins
     from kdlab.zoo import list_detectors
     from kdlab.zoo.pretrain import pretrained_index
@@ -290,14 +311,19 @@ def report(protocol: str = 'v2', root: Optional[Path] = None) -> str:
                   f'{len(gaps)} measured (`gaps.csv` says what each other one waits for):', '']
         parts += [to_markdown(pd.DataFrame(rows))] if rows else []
     scale_rows = []
+    cell = {(COST_CELL[0], t) for t in sal_chain(COST_CELL[1])}         # the leaderboard cell's pairs
     for r in read_table():
+        if not full and (r['student'], r['teacher']) not in cell:
+            continue
         current = r.get('stand_ins') == stand_ins(r['student'], r['teacher'])
         scale_rows.append({'method': r['method'], 'pair': f"{r['student']} <- {r['teacher']}",
                            'r full': f"{r['ratio_full']:.4g}", 'r mini': f"{r['ratio_mini']:.4g}",
                            'factor': f"{r['factor']:.3g}" + ('' if r['applicable'] else ' (rule n/a)'),
                            'stand-ins': 'current' if current else 'stale: measure again'})
     if scale_rows:
-        parts += ['The loss-scale rule (distillation / detection loss at the first iteration; factor = r full / '
+        what = '' if full else (f' for the leaderboard cell {COST_CELL[0]} <- {COST_CELL[1]} and its DFMSD chain '
+                                f'(every other pair: `results/mini_{protocol}/calibration.md`)')
+        parts += [f'The loss-scale rule{what} (distillation / detection loss at the first iteration; factor = r full / '
                   'r mini):', '', to_markdown(pd.DataFrame(scale_rows))]
     if protocol == 'v2':
         cost = cell_cost(protocol=protocol)
@@ -349,12 +375,13 @@ def cell_cost(pair=COST_CELL, methods: Optional[Sequence[str]] = None, seed: int
 
 
 def write_report(protocol: str = 'v2', readme: Optional[Path] = None) -> str:
-    """:func:`report` into ``results/mini_<protocol>/calibration.md`` and, for v2, between the README's
-    :data:`README_MARKERS`."""
+    """:func:`report` into ``results/mini_<protocol>/calibration.md`` and, for v2, its short form (``full=False``)
+    between the README's :data:`README_MARKERS`."""
     from kdlab.engine.report import results_dir
     from kdlab.engine.store import atomic_write_text, repo_root
     text = report(protocol)
     atomic_write_text(results_dir(f'mini_{protocol}') / 'calibration.md', text)
+    text = report(protocol, full=False)
     if protocol == 'v2':
         readme = Path(readme or repo_root() / 'README.md')
         body = readme.read_text()
