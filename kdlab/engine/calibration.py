@@ -238,107 +238,6 @@ def _rung(backbone: str):
     return (rungs.index(backbone) if backbone in rungs else len(rungs), backbone)
 
 
-def report(protocol: str = 'v2', root: Optional[Path] = None, *, full: bool = True) -> str:
-    """The calibration figures the issue asks the README to show, as Markdown, from the committed files only
-    (nothing trained or loaded): the pretrained backbones' top-1 (``kdlab/zoo/pretrained/index.json``); each
-    baseline's 1x and 2x mAP with its seed sd, the gain and the schedule rule (``calibration.csv``) and its
-    wall time (``finals.csv``); the ladder per detector family (the stored 1x mAPs in the stand-ins' order);
-    every teacher-student pair's lead (``gaps.csv``); the loss-scale rule's ratios (``loss_scale.csv``, rows
-    measured on other stand-ins marked stale; ``full=False``, the README's: only the leaderboard cell's pairs)."""
-    import pandas as pd
-    from kdlab.engine.conclusions import to_markdown
-    from kdlab.engine.report import results_dir
-    from kdlab.methods.dfmsd import sal_chain
-    from kdlab.methods.loss_scale import read_table, stand_ins
-    from kdlab.zoo import list_detectors
-    from kdlab.zoo.pretrain import pretrained_index
-    out = results_dir(f'mini_{protocol}', root)
-
-    def read(name):
-        path = out / name
-        return pd.read_csv(path) if path.is_file() else pd.DataFrame()
-
-    parts = [f'Mini {protocol} calibration, from the committed results (`results/mini_{protocol}/`, '
-             '`kdlab/methods/loss_scale.csv`, `kdlab/zoo/pretrained/index.json`; `kdlab calibrate --report` '
-             'rewrites this block).', '']
-    index = pretrained_index()
-    pre = pd.DataFrame([dict(backbone=k, **{'top-1 %': _fmt(v.get('top1')), 'epochs': len(v.get('history', [])),
-                                           'minutes': _fmt(v.get('seconds', 0) / 60, '.0f')})
-                        for k, v in sorted(index.items(), key=lambda kv: _rung(kv[0])) if 'superseded' not in k])
-    parts += ['Pretrained backbones (top-1 on 2,000 held-out images, chance 4.5 %):', '', to_markdown(pre)]
-    cal, finals = read('calibration.csv'), read('finals.csv')
-    if not cal.empty:
-        wall = (finals.groupby(['detector', 'schedule'])['wall_time_s'].median() / 60) if not finals.empty else {}
-        rows = []
-        for r in cal.to_dict('records'):
-            def cell(s):
-                m, sd, n = r.get(f'mAP_{s}'), r.get(f'sd_{s}'), int(r.get(f'seeds_{s}') or 0)
-                if not n:
-                    return ''
-                return _fmt(m) + (f' +- {_fmt(sd, ".2f")}' if _fmt(sd) else '') + f' ({n} seed{"s" * (n > 1)})'
-            rule = r.get('meets_rule')
-            rows.append({'baseline': r['detector'], '1x mAP': cell('1x'), '2x mAP': cell('2x'),
-                         '1x -> 2x': _fmt(r.get('gain_1x_to_2x'), '+.1f'),
-                         f'rule (<= {MAX_GAIN_1X_TO_2X})': '' if pd.isna(rule) else ('met' if rule else 'not met'),
-                         'minutes 1x / 2x (one core)': ' / '.join(_fmt(wall.get((r['detector'], s)), '.0f') or '-'
-                                                        for s in ('1x', '2x'))})
-        parts += ['Baselines (final validation mAP on 500 images; mean +- sd over seeds):', '',
-                  to_markdown(pd.DataFrame(rows))]
-        ladder = []
-        one = {r['detector']: r.get('mAP_1x') for r in cal.to_dict('records') if not pd.isna(r.get('mAP_1x'))}
-        families = dict.fromkeys(list_detectors()[d][0] for d in one)
-        for fam in families:
-            for rungs in LADDERS:
-                got = [(b, one[f'{fam}_{b}']) for b in rungs if f'{fam}_{b}' in one]
-                if len(got) < 2:
-                    continue
-                holds = all(a[1] < b[1] for a, b in zip(got, got[1:]))
-                missing = [b for b in rungs if f'{fam}_{b}' not in one and b != 'r18']
-                ladder.append({'family': fam, 'ladder (1x mAP)': ' < '.join(f'{b} {_fmt(m)}' for b, m in got),
-                               'holds': 'yes' if holds else 'no',
-                               'not measured': ' '.join(missing)})
-        if ladder:
-            parts += ['The ladder (1x mAP, weakest stand-in first):', '', to_markdown(pd.DataFrame(ladder))]
-    gaps = read('gaps.csv')
-    if not gaps.empty:
-        done = gaps[gaps['status'] == 'measured']
-        rows = [{'teacher': f"{r['teacher']} {r['teacher_schedule']}", 'student': f"{r['student']} "
-                 f"{r['student_schedule']}", 'teacher mAP': _fmt(r['teacher_mAP']), 'student mAP':
-                 _fmt(r['student_mAP']), 'lead': _fmt(r['lead'], '+.1f'),
-                 f'rule (>= {MIN_TEACHER_LEAD})': 'met' if r['meets_rule'] else 'not met', 'tables': r['tables']}
-                for r in done.to_dict('records')]
-        parts += [f'Teacher minus student, the pairs of the seed tables and the leaderboard: {len(done)} of '
-                  f'{len(gaps)} measured (`gaps.csv` says what each other one waits for):', '']
-        parts += [to_markdown(pd.DataFrame(rows))] if rows else []
-    scale_rows = []
-    cell = {(COST_CELL[0], t) for t in sal_chain(COST_CELL[1])}         # the leaderboard cell's pairs
-    for r in read_table():
-        if not full and (r['student'], r['teacher']) not in cell:
-            continue
-        current = r.get('stand_ins') == stand_ins(r['student'], r['teacher'])
-        scale_rows.append({'method': r['method'], 'pair': f"{r['student']} <- {r['teacher']}",
-                           'r full': f"{r['ratio_full']:.4g}", 'r mini': f"{r['ratio_mini']:.4g}",
-                           'factor': f"{r['factor']:.3g}" + ('' if r['applicable'] else ' (rule n/a)'),
-                           'stand-ins': 'current' if current else 'stale: measure again'})
-    if scale_rows:
-        what = '' if full else (f' for the leaderboard cell {COST_CELL[0]} <- {COST_CELL[1]} and its DFMSD chain '
-                                f'(every other pair: `results/mini_{protocol}/calibration.md`)')
-        parts += [f'The loss-scale rule{what} (distillation / detection loss at the first iteration; factor = r full / '
-                  'r mini):', '', to_markdown(pd.DataFrame(scale_rows))]
-    if protocol == 'v2':
-        cost = cell_cost(protocol=protocol)
-        students = cost[cost['role'] != 'teacher']
-        done = students.dropna(subset=['minutes'])
-        teachers = cost[cost['role'] == 'teacher'].dropna(subset=['minutes'])
-        shown = cost.assign(minutes=[_fmt(m, '.0f') for m in cost['minutes']]).drop(columns=['run'])
-        parts += [f'The cost of one seed of the leaderboard cell {COST_CELL[0]} <- {COST_CELL[1]} (wall minutes on '
-                  f'one core, shared with other jobs; the goal: {COST_GOAL_HOURS:g} core-hours a seed): '
-                  f'{len(done)} of {len(students)} student runs stored, {done["minutes"].sum() / 60:.1f} h; the '
-                  f'teachers, trained once for every seed, {teachers["minutes"].sum() / 60:.1f} h.', '',
-                  to_markdown(shown)]
-    return '\n'.join(parts)
-
-
 #: the leaderboard cell whose cost the issue's goal is set for: one seed of it in 3 core-hours
 COST_CELL = ('retinanet_r50', 'retinanet_x101')
 COST_GOAL_HOURS = 3.0
@@ -372,6 +271,131 @@ def cell_cost(pair=COST_CELL, methods: Optional[Sequence[str]] = None, seed: int
     for (_, _, method), why in unavailable.items():
         rows.append(dict(role='distilled', method=method, run='', key='', minutes=None, status=f'n/a: {why}'))
     return pd.DataFrame(rows, columns=['role', 'method', 'run', 'key', 'minutes', 'status'])
+
+
+def _pretraining_section() -> List[str]:
+    import pandas as pd
+    from kdlab.engine.conclusions import to_markdown
+    from kdlab.zoo.pretrain import pretrained_index
+    index = sorted(pretrained_index().items(), key=lambda kv: _rung(kv[0]))
+    pre = pd.DataFrame([dict(backbone=k, **{'top-1 %': _fmt(v.get('top1')), 'epochs': len(v.get('history', [])),
+                                           'minutes': _fmt(v.get('seconds', 0) / 60, '.0f')})
+                        for k, v in index if 'superseded' not in k])
+    return ['Pretrained backbones (top-1 on 2,000 held-out images, chance 4.5 %):', '', to_markdown(pre)]
+
+
+def _baselines_section(cal, finals) -> List[str]:
+    import pandas as pd
+    from kdlab.engine.conclusions import to_markdown
+    wall = (finals.groupby(['detector', 'schedule'])['wall_time_s'].median() / 60) if not finals.empty else {}
+    rows = []
+    for r in cal.to_dict('records'):
+        def cell(s):
+            m, sd, n = r.get(f'mAP_{s}'), r.get(f'sd_{s}'), int(r.get(f'seeds_{s}') or 0)
+            if not n:
+                return ''
+            return _fmt(m) + (f' +- {_fmt(sd, ".2f")}' if _fmt(sd) else '') + f' ({n} seed{"s" * (n > 1)})'
+        rule = r.get('meets_rule')
+        rows.append({'baseline': r['detector'], '1x mAP': cell('1x'), '2x mAP': cell('2x'),
+                     '1x -> 2x': _fmt(r.get('gain_1x_to_2x'), '+.1f'),
+                     f'rule (<= {MAX_GAIN_1X_TO_2X})': '' if pd.isna(rule) else ('met' if rule else 'not met'),
+                     'minutes 1x / 2x (one core)': ' / '.join(_fmt(wall.get((r['detector'], s)), '.0f') or '-'
+                                                    for s in ('1x', '2x'))})
+    return ['Baselines (final validation mAP on 500 images; mean +- sd over seeds):', '', to_markdown(pd.DataFrame(rows))]
+
+
+def _ladder_section(cal) -> List[str]:
+    import pandas as pd
+    from kdlab.engine.conclusions import to_markdown
+    from kdlab.zoo import list_detectors
+    one = {r['detector']: r.get('mAP_1x') for r in cal.to_dict('records') if not pd.isna(r.get('mAP_1x'))}
+    ladder = []
+    for fam in dict.fromkeys(list_detectors()[d][0] for d in one):
+        for rungs in LADDERS:
+            got = [(b, one[f'{fam}_{b}']) for b in rungs if f'{fam}_{b}' in one]
+            if len(got) < 2:
+                continue
+            ladder.append({'family': fam, 'ladder (1x mAP)': ' < '.join(f'{b} {_fmt(m)}' for b, m in got),
+                           'holds': 'yes' if all(a[1] < b[1] for a, b in zip(got, got[1:])) else 'no',
+                           'not measured': ' '.join(b for b in rungs if f'{fam}_{b}' not in one and b != 'r18')})
+    return ['The ladder (1x mAP, weakest stand-in first):', '', to_markdown(pd.DataFrame(ladder))] if ladder else []
+
+
+def _gaps_section(gaps) -> List[str]:
+    import pandas as pd
+    from kdlab.engine.conclusions import to_markdown
+    done = gaps[gaps['status'] == 'measured']
+    rows = [{'teacher': f"{r['teacher']} {r['teacher_schedule']}", 'student': f"{r['student']} "
+             f"{r['student_schedule']}", 'teacher mAP': _fmt(r['teacher_mAP']), 'student mAP': _fmt(r['student_mAP']),
+             'lead': _fmt(r['lead'], '+.1f'), f'rule (>= {MIN_TEACHER_LEAD})': 'met' if r['meets_rule'] else 'not met',
+             'tables': r['tables']} for r in done.to_dict('records')]
+    return ([f'Teacher minus student, the pairs of the seed tables and the leaderboard: {len(done)} of {len(gaps)} '
+             'measured (`gaps.csv` says what each other one waits for):', '']
+            + ([to_markdown(pd.DataFrame(rows))] if rows else []))
+
+
+def _loss_scale_section(protocol: str, full: bool) -> List[str]:
+    import pandas as pd
+    from kdlab.engine.conclusions import to_markdown
+    from kdlab.methods.dfmsd import sal_chain
+    from kdlab.methods.loss_scale import read_table, stand_ins
+    cell = {(COST_CELL[0], t) for t in sal_chain(COST_CELL[1])}         # the leaderboard cell's pairs
+    rows = [{'method': r['method'], 'pair': f"{r['student']} <- {r['teacher']}",
+             'r full': f"{r['ratio_full']:.4g}", 'r mini': f"{r['ratio_mini']:.4g}",
+             'factor': f"{r['factor']:.3g}" + ('' if r['applicable'] else ' (rule n/a)'),
+             'stand-ins': 'current' if r.get('stand_ins') == stand_ins(r['student'], r['teacher'])
+             else 'stale: measure again'}
+            for r in read_table() if full or (r['student'], r['teacher']) in cell]
+    if not rows:
+        return []
+    what = '' if full else (f' for the leaderboard cell {COST_CELL[0]} <- {COST_CELL[1]} and its DFMSD chain '
+                            f'(every other pair: `results/mini_{protocol}/calibration.md`)')
+    return [f'The loss-scale rule{what} (distillation / detection loss at the first iteration; factor = r full / '
+            'r mini):', '', to_markdown(pd.DataFrame(rows))]
+
+
+def _cost_section(protocol: str) -> List[str]:
+    from kdlab.engine.conclusions import to_markdown
+    cost = cell_cost(protocol=protocol)
+    students = cost[cost['role'] != 'teacher']
+    done = students.dropna(subset=['minutes'])
+    teachers = cost[cost['role'] == 'teacher'].dropna(subset=['minutes'])
+    shown = cost.assign(minutes=[_fmt(m, '.0f') for m in cost['minutes']]).drop(columns=['run'])
+    return [f'The cost of one seed of the leaderboard cell {COST_CELL[0]} <- {COST_CELL[1]} (wall minutes on one core, '
+            f'shared with other jobs; the goal: {COST_GOAL_HOURS:g} core-hours a seed): {len(done)} of '
+            f'{len(students)} student runs stored, {done["minutes"].sum() / 60:.1f} h; the teachers, trained once for '
+            f'every seed, {teachers["minutes"].sum() / 60:.1f} h.', '', to_markdown(shown)]
+
+
+def report(protocol: str = 'v2', root: Optional[Path] = None, *, full: bool = True) -> str:
+    """The calibration figures the issue asks the README to show, as Markdown, from the committed files only
+    (nothing trained): the pretrained backbones' top-1 (``kdlab/zoo/pretrained/index.json``); each baseline's 1x
+    and 2x mAP with its seed sd, the gain and the schedule rule (``calibration.csv``) and its wall time
+    (``finals.csv``); the ladder per detector family (the stored 1x mAPs in the stand-ins' order); every
+    teacher-student pair's lead (``gaps.csv``); the loss-scale rule's ratios (``loss_scale.csv``, rows measured on
+    other stand-ins marked stale; ``full=False``, the README's: only the leaderboard cell's pairs); under v2, the
+    cost of one seed of the leaderboard cell (:func:`cell_cost`, from the stored run records)."""
+    import pandas as pd
+    from kdlab.engine.report import results_dir
+    out = results_dir(f'mini_{protocol}', root)
+
+    def read(name):
+        path = out / name
+        return pd.read_csv(path) if path.is_file() else pd.DataFrame()
+
+    parts = [f'Mini {protocol} calibration, from the committed results (`results/mini_{protocol}/`, '
+             '`kdlab/methods/loss_scale.csv`, `kdlab/zoo/pretrained/index.json`; `kdlab calibrate --report` '
+             'rewrites this block).', '']
+    parts += _pretraining_section()
+    cal, finals, gaps = read('calibration.csv'), read('finals.csv'), read('gaps.csv')
+    if not cal.empty:
+        parts += _baselines_section(cal, finals) + _ladder_section(cal)
+    if not gaps.empty:
+        parts += _gaps_section(gaps)
+    parts += _loss_scale_section(protocol, full)
+    if protocol == 'v2':
+        parts += _cost_section(protocol)
+    return '\n'.join(parts)
 
 
 def write_report(protocol: str = 'v2', readme: Optional[Path] = None) -> str:
