@@ -265,3 +265,26 @@ def test_a_max_pool_level_is_recorded_at_the_neck_output(zoo):
     teacher_sources = {m['preds_T']['recorder']: m['preds_T'].get('data_idx') for m in d.loss_forward_mappings.values()}
     assert d.teacher_recorders['fpn']['source'] == 'neck' and teacher_sources['fpn'] == 4   # P6 <- P6 (max-pool)
     assert d.teacher_recorders['fpn1']['source'] == 'neck.fpn_convs.1.conv'                 # P3 <- P3
+
+
+def test_dfmsd_reads_teacher_boxes_from_a_reppoints_teacher(zoo, smoke_data):
+    """ME's candidate boxes come from the frozen teacher's predictions made as at inference: a RepPoints head
+    returns points, not boxes, in training mode (mmrazor keeps a frozen teacher in training mode but for its
+    BatchNorms), and the teacher's module modes are left as they were."""
+    from mmengine.dataset import pseudo_collate
+    from mmengine.registry import init_default_scope
+    from mmdet.registry import DATASETS
+    from kdlab.models.algorithms import predict_boxes
+    model = _build(_cfg(zoo, 'dfmsd', student='reppoints_r18', teacher='reppoints_r50', adversarial=False))
+    model.train()
+    init_default_scope('mmdet')
+    ds = DATASETS.build(zoo('reppoints_r18').train_dataloader.dataset)
+    data = model.data_preprocessor(pseudo_collate([ds[i] for i in range(2)]), True)
+    modes = [m.training for m in model.teacher.modules()]
+    assert model.teacher.training and not all(modes)                 # trained mode, BatchNorms in eval
+    with torch.no_grad():
+        preds = predict_boxes(model.teacher, data['inputs'], data['data_samples'])
+    assert len(preds) == 2 and all(p.bboxes.shape[-1] == 4 for p in preds)
+    assert [m.training for m in model.teacher.modules()] == modes
+    losses = model.loss(data['inputs'], data['data_samples'])
+    assert all(torch.isfinite(v) for k, v in losses.items() if k.startswith('distill.'))

@@ -246,6 +246,11 @@ def main(args) -> int:
         except KdlabError as err:    # a pair the zoo cannot build yet (a stand-in not pretrained): said, the rest go on
             failed.append(f'{m} {s} <- {t}: {str(err).splitlines()[0]}')
             continue
+        except Exception as err:     # a method that fails on a pair is a finding to report, not a reason to stop
+            import traceback
+            bar.write(traceback.format_exc())
+            failed.append(f'{m} {s} <- {t}: FAILED {type(err).__name__}: {err}')
+            continue
         write_rows([row])
         rows.append(row)
         bar.write(f"{m:8s} {s} <- {t}: ratio full {row['ratio_full']:.4g}, mini {row['ratio_mini']:.4g}, "
@@ -255,7 +260,7 @@ def main(args) -> int:
           f'asked for already in {TABLE}')
     for line in failed:
         print('not measured:', line)
-    return 1 if failed and not rows else 0
+    return 1 if any('FAILED' in line for line in failed) or (failed and not rows) else 0
 
 
 def register(sub) -> None:

@@ -83,11 +83,35 @@ class FpnHeadTeacherDistill(FpnTeacherDistill):
         return losses
 
 
+class _inference_mode:
+    """Every module of ``model`` in eval mode inside the block, each put back as it was after (a frozen teacher
+    is a training-mode module whose BatchNorms mmrazor keeps in eval mode: ``model.train()`` would not restore
+    that). A head's forward may depend on it: RepPoints returns its points in training mode and its boxes,
+    which ``predict`` reads, in eval mode."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.modes = [(m, m.training) for m in model.modules()]
+
+    def __enter__(self):
+        for m, _ in self.modes:
+            m.training = False
+
+    def __exit__(self, *exc):
+        for m, mode in self.modes:
+            m.training = mode
+
+
 def predict_boxes(detector, batch_inputs: torch.Tensor, data_samples: Sequence) -> List:
-    """The detector's predictions (``InstanceData`` with ``bboxes``, ``scores``) in input-image pixels.
+    """The detector's predictions (``InstanceData`` with ``bboxes``, ``scores``) in input-image pixels, made as at
+    inference (every module in eval mode for the call, :class:`_inference_mode`).
 
     Heads are called directly (not ``detector.predict``) so that the batch's data samples are not modified.
     """
+    with _inference_mode(detector):
+        return _predict_boxes(detector, batch_inputs, data_samples)
+
+
+def _predict_boxes(detector, batch_inputs: torch.Tensor, data_samples: Sequence) -> List:
     feats = detector.extract_feat(batch_inputs)
     if getattr(detector, 'with_rpn', False) and hasattr(detector, 'roi_head'):
         proposals = detector.rpn_head.predict(feats, data_samples, rescale=False)
