@@ -203,8 +203,10 @@ def test_the_calibration_report_reads_the_ladder_and_the_leads_from_the_results(
     assert '1 of 2 measured' in text and '| +1.5 | not met | leaderboard |' in text
 
 
-def test_the_readme_shows_the_committed_calibration():
-    """The README's calibration block is what `kdlab calibrate --report` makes of the committed files."""
+def test_the_readme_shows_the_committed_calibration(monkeypatch):
+    """The README's calibration block is what `kdlab calibrate --report` makes of the committed files (the
+    committed run store, not a test session's)."""
+    monkeypatch.delenv('KDLAB_RESULTS', raising=False)
     from kdlab.engine.calibration import README_MARKERS, report
     from kdlab.engine.store import repo_root
     body = (repo_root() / 'README.md').read_text()
