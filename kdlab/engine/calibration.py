@@ -146,12 +146,14 @@ def distillations(tables: Sequence[str] = SEED_TABLES, pairs: Optional[Sequence]
     from kdlab import papers
     from kdlab.engine.leaderboard import DEFAULT_PAIRS, default_methods
     from kdlab.engine.planner import zoo_name
+    from kdlab.methods import METHODS, _load_builtin
     from kdlab.methods.dfmsd import sal_chain
+    _load_builtin()
     out = []
     for t in tables:
         for row in papers.iter_rows(*t.split('/', 1)):
             student = zoo_name(row.student)
-            if row.method == 'baseline' or not row.runnable or student is None:
+            if row.method not in METHODS or not row.runnable or student is None:    # baselines, others' methods
                 continue
             for spec in row.teachers:
                 teacher = zoo_name(spec)
