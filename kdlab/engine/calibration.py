@@ -87,14 +87,11 @@ def calibrate(detectors: Sequence[str] = DEFAULT_DETECTORS, *, schedules: Sequen
     out = Path(out) if out is not None else results_dir(f'mini_{protocol}')
     out.mkdir(parents=True, exist_ok=True)
     store = RunStore()
-    rows, finals, done = [], [], []
+    rows, finals, done, written = [], [], [], {}
     runs = [(seed, name, sched) for seed in seeds for name in detectors for sched in schedules]
     if progress:
         from kdlab.progress import progress_bar
         runs = progress_bar(runs, desc='calibration runs', unit='run')
-
-    def merged(file: str, new: List[dict]):
-        return merge_runs(out / file, new, done)
 
     for seed, name, sched in runs:
         cfg = detector_config(name, 'mini', schedule=sched, seed=seed, protocol=protocol)
@@ -111,12 +108,13 @@ def calibrate(detectors: Sequence[str] = DEFAULT_DETECTORS, *, schedules: Sequen
                            wall_time_s=wall_time(rec), run=rec.get('key')))
         done.append((name, sched, seed))
         for file, new in (('curves.csv', rows), ('finals.csv', finals)):     # after every run: nothing lost
-            atomic_write_text(out / file, merged(file, new).to_csv(index=False))
+            written[file] = merge_runs(out / file, new, done)
+            atomic_write_text(out / file, written[file].to_csv(index=False))
     if not finals:
         from kdlab.errors import KdlabError
         raise KdlabError('no calibration run is stored for these detectors and schedules',
                          'run `kdlab calibrate` without --stored to train them')
-    every = merged('finals.csv', finals)            # this call's runs and those of earlier calls
+    every = written['finals.csv']                   # this call's runs and those of earlier calls
     summary = summarise(every)
     atomic_write_text(out / 'calibration.csv', summary.to_csv(index=False))
     records = {f'{r.detector} {r.schedule} s{r.seed}': store.load(r.run) for r in every.itertuples(index=False)}

@@ -82,10 +82,6 @@ def zoo_name(spec) -> Optional[str]:
     return name if name in list_detectors() else None
 
 
-def _schedule(spec, default: str) -> str:
-    return _zoo_schedule(spec.schedule, default)
-
-
 def _zoo_schedule(schedule: Optional[str], default: str) -> str:
     """A schedule as a row states it, as the zoo names it (:data:`SCHEDULE_ALIASES`); ``default`` if none."""
     return SCHEDULE_ALIASES.get(schedule, schedule) if schedule else default
@@ -252,7 +248,7 @@ class _Planner:
         if student is None:
             self.plan.skipped[ref] = f'no zoo detector for student {row.student.name}'
             return
-        s_sched = _schedule(row.student, '1x')
+        s_sched = _zoo_schedule(row.student.schedule, '1x')
         if row.method == 'baseline':
             self.plan.rows[ref] = self.plan.baselines[ref] = self.detector_run(student, s_sched, 'baseline').key
             return
@@ -265,7 +261,7 @@ class _Planner:
             if name is None:
                 self.plan.skipped[ref] = f'no zoo detector for teacher {t.name}'
                 return
-            teachers.append((name, self.detector_run(name, _schedule(t, self.teacher_schedule), 'teacher')))
+            teachers.append((name, self.detector_run(name, _zoo_schedule(t.schedule, self.teacher_schedule), 'teacher')))
         # every distilled row is read against its baseline
         self.plan.baselines[ref] = self.detector_run(student, s_sched, 'baseline').key
         self.plan.rows[ref] = self.distilled_runs(row.method, method_params(row), student, s_sched, teachers).key

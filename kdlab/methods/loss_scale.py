@@ -238,7 +238,7 @@ def main(args) -> int:
     else:
         wanted = dict.fromkeys((m, s, t) for m in methods for s, t in pairs)
     todo = [key for key in wanted if args.again or key not in done]
-    rows, failed = [], []
+    rows, failed, crashed = [], [], 0
     bar = progress_bar(todo, desc='loss-scale rule', unit='pair')
     for m, s, t in bar:
         try:
@@ -250,6 +250,7 @@ def main(args) -> int:
             import traceback
             bar.write(traceback.format_exc())
             failed.append(f'{m} {s} <- {t}: FAILED {type(err).__name__}: {err}')
+            crashed += 1
             continue
         write_rows([row])
         rows.append(row)
@@ -260,7 +261,7 @@ def main(args) -> int:
           f'asked for already in {TABLE}')
     for line in failed:
         print('not measured:', line)
-    return 1 if any('FAILED' in line for line in failed) or (failed and not rows) else 0
+    return 1 if crashed or (failed and not rows) else 0
 
 
 def register(sub) -> None:
