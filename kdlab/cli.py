@@ -22,6 +22,7 @@ COMMANDS = (
     'kdlab.engine.cli',    # kdlab train, commit-weights — one config through kdlab; a run's weights committed
     'kdlab.engine.batch',  # kdlab reproduce    — a paper's tables re-run beside the reported ones (papermill)
     'kdlab.engine.leaderboard',  # kdlab leaderboard — every method on the same pairs, seeds as mean and spread
+    'kdlab.engine.park',   # kdlab park         — unfinished runs' checkpoints into the store, resumed elsewhere
     'kdlab.engine.resume_check',  # kdlab resume-check — kill a run, resume it, compare with an uninterrupted one
     'kdlab.engine.calibration',   # kdlab calibrate   — the mini baselines' learning curves (protocol calibration)
     'kdlab.engine.slurm',  # kdlab status       — the runs submitted to Slurm: queued, running, finished, failed

@@ -126,3 +126,15 @@ def test_a_factor_measured_on_other_stand_ins_is_refused(tmp_path):
     with pytest.raises(KdlabError, match='--again'):
         rule_factor('dfmsd', 'retinanet_r50', 'retinanet_r101', path)
     assert stand_ins('retinanet_r50', 'retinanet_x101') != stand_ins('retinanet_r50', 'retinanet_r101')
+
+
+def test_a_caffe_style_config_at_initialisation_is_fed_unit_variance_pixels():
+    """FCOS-R50's full config keeps std-1 BGR pixels for its caffe weights; with those weights dropped the rule's
+    measurement divides by ImageNet's std (in BGR order), as the pytorch-style teacher's config does already."""
+    from kdlab.methods.loss_scale import IMAGENET_STD_RGB, initial_config
+    cfg = initial_config('mgd', 'fcos_r50', 'fcos_x101', 'full')
+    student, teacher = cfg.model['architecture']['data_preprocessor'], cfg.model['teacher']['data_preprocessor']
+    assert student['std'] == list(IMAGENET_STD_RGB[::-1]) and not student['bgr_to_rgb']
+    assert teacher['std'] == list(IMAGENET_STD_RGB) and teacher['bgr_to_rgb']
+    raw = initial_config('mgd', 'fcos_r50', 'fcos_x101', 'full', unit_inputs=False)
+    assert raw.model['architecture']['data_preprocessor']['std'] == [1.0, 1.0, 1.0]

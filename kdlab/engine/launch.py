@@ -36,6 +36,9 @@ def launch(cfg, *, name: str, store, key: str, extra: Optional[dict] = None, gpu
         work = store.work_dir(key)
         if not resume and work.is_dir():
             shutil.rmtree(work)                    # start again (before any child could resume from it)
+        if resume and not overwrite:               # parked on another machine (kdlab park): resume from there
+            from kdlab.engine.park import unpark
+            unpark(store, key)
         return _launch(cfg, name=name, store=store, key=key, extra=extra, gpus=gpus, device=device,
                        progress=progress, work=work, port=_free_port(), threads=threads,
                        console=console, overwrite=overwrite)

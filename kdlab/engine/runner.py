@@ -258,6 +258,9 @@ def execute(cfg, *, name: str, store: Optional[RunStore] = None, progress: bool 
             cached = store.load(key)              # finished by another process while this one waited
             if cached is not None:
                 return cached
+            if resume:                            # parked on another machine (kdlab park): resume from there
+                from kdlab.engine.park import unpark
+                unpark(store, key)
         return _execute(cfg, name=name, store=store, progress=progress, overwrite=overwrite, extra=extra,
                         key=key, resume=resume, launcher=launcher, inputs=inputs or store)
 
@@ -388,8 +391,13 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
     if len(attempts) > 1:        # interrupted before: the earlier processes' time counts too
         record['attempts'] = len(attempts)
         record['wall_time_total_s'] = round(sum(a['seconds'] for a in attempts[:-1]) + wall, 1)
+    from kdlab.engine import park as parking
+    parks = parking.history(work_dir)
+    if parks:                    # resumed on another machine from a park (rounded once: kdlab.engine.park)
+        record['parked'] = parks
     if runner.rank == 0:
         store.save(record, stored_text, log_path=[a['log'] for a in attempts], overwrite=overwrite)
+        parking.discard(store, key)
     return record
 
 

@@ -18,6 +18,12 @@ How ``r`` is measured (kdlab's choices, each a parameter of :func:`loss_ratio`):
   checkpoint, no ImageNet / mini-pretrained backbone (``Pretrained`` init_cfgs dropped). A full-scale trained
   teacher cannot be loaded offline, and the same initial state at both scales leaves the shapes (channels,
   map sizes, level count) as the only difference, which is what the rule is for;
+* inputs at the scale the initialisation expects (``unit_inputs``, default True): a config whose pretrained
+  backbone is caffe-style (FCOS-R50/R101: BGR pixels minus their mean, std 1; the caffe weights absorb the pixel
+  scale) is fed pixels divided by ImageNet's std when its weights are dropped, as every other config is. Fed
+  std-1 pixels, a randomly initialised backbone's features are about 58x larger, the sum-reduced losses about
+  58^2 larger: the FCOS students' full-scale ratios measured 342 to 1,942 that way (0.11 with unit inputs for
+  MGD), an artefact of dropping the weights, not of the shapes the rule carries;
 * the same images at both scales: ``images`` training images of the mini-v2 scenes
   (:mod:`kdlab.data.scenes`), each through its scale's own training pipeline (the full configs resize them to
   1333 x 800 as they resize COCO images), random flips off, one seed;
@@ -49,6 +55,8 @@ IMAGES, SEED = 2, 0
 #: random head gives every anchor the prior), so the ratio of two such values says nothing about shapes
 #: and the pair keeps factor 1 (kdlab's choice, a parameter of :func:`measure`)
 MIN_RATIO = 0.01
+#: ImageNet's pixel std (RGB), which every pytorch-style config divides by (``unit_inputs`` in :func:`initial_config`)
+IMAGENET_STD_RGB = (58.395, 57.12, 57.375)
 
 
 def _without_pretrained(node):
@@ -66,10 +74,26 @@ def _without_pretrained(node):
     return node
 
 
+def _unit_inputs(node):
+    """``node`` with every data preprocessor that keeps std-1 pixels (caffe-style) dividing by ImageNet's std in
+    its channel order instead (recursively; in place)."""
+    if isinstance(node, dict):
+        std = node.get('std')
+        if 'mean' in node and std is not None and all(float(v) == 1.0 for v in std):
+            node['std'] = list(IMAGENET_STD_RGB if node.get('bgr_to_rgb') else IMAGENET_STD_RGB[::-1])
+        for v in node.values():
+            _unit_inputs(v)
+    elif isinstance(node, list):
+        for v in node:
+            _unit_inputs(v)
+    return node
+
+
 def initial_config(method: str, student: str, teacher: str, scale: str, *, data_root: Optional[str] = None,
-                   **params):
+                   unit_inputs: bool = True, **params):
     """The distillation config of the pair at ``scale`` with every weight at its initialisation (mini v2 data
-    at mini scale; ``data_root``: a mini-v2 scene set other than the cached default)."""
+    at mini scale; ``data_root``: a mini-v2 scene set other than the cached default; ``unit_inputs``: caffe-style
+    std-1 pixels divided by ImageNet's std, see the module's docstring)."""
     from kdlab.methods import distill_config
     from kdlab.zoo import detector_config
     root = data_root if scale == 'mini' else None
@@ -81,6 +105,8 @@ def initial_config(method: str, student: str, teacher: str, scale: str, *, data_
     for key in ('teacher_ckpt', 'box_teacher_ckpt'):
         if key in cfg.model:
             cfg.model[key] = None
+    if unit_inputs:
+        _unit_inputs(cfg.model)
     cfg.custom_hooks = [h for h in (cfg.get('custom_hooks') or []) if h.get('type') != 'InheritTeacherHook']
     return cfg
 

@@ -1,0 +1,111 @@
+"""A run parked in the store on one machine resumes on another (``kdlab park``, kdlab.engine.park)."""
+import json
+
+import pytest
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+from kdlab.engine import park as parking
+from kdlab.engine.store import RunStore
+from kdlab.errors import CheckpointError, KdlabError
+
+
+@HOOKS.register_module(force=True)
+class StopAfterEpochHook(Hook):
+    """The machine goes away after epoch ``epoch``'s checkpoint is written."""
+    priority = 'LOWEST'         # after mmengine's CheckpointHook
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def after_train_epoch(self, runner) -> None:
+        if runner.epoch + 1 == self.epoch:
+            raise KeyboardInterrupt('the session ends')
+
+
+@pytest.fixture(scope='module')
+def distillation(smoke_data, tmp_path_factory):
+    """The smoke PKD distillation (RetinaNet-R50 <- X101) at three epochs, its teacher trained, and the same run
+    trained uninterrupted in a store of its own."""
+    from mmengine.config import Config
+    from kdlab import demo
+    from kdlab.engine.runner import execute, run_key
+    from kdlab.zoo import mini_schedule
+    store = RunStore(tmp_path_factory.mktemp('store'), tmp_path_factory.mktemp('work'))
+    rows = demo.run('smoke', store=store, progress=False)
+    cfg = Config.fromfile(str(store.run_dir(rows[2]['key']) / 'config.py'))
+    cfg.merge_from_dict(mini_schedule(3))
+    cfg.randomness = dict(seed=0, deterministic=True)
+    key = run_key(cfg)
+    whole = execute(cfg, name='pkd uninterrupted', store=RunStore(store.root / 'whole', store.work_root / 'whole'),
+                    progress=False, key=key)
+    return store, cfg, key, whole
+
+
+def test_a_parked_distillation_resumes_on_another_machine(distillation, tmp_path):
+    import copy
+    import torch
+    from kdlab.compat import load_local_checkpoint
+    from kdlab.engine.runner import execute
+    store, cfg, key, whole = distillation
+    here = RunStore(tmp_path / 'results', tmp_path / 'work_here')
+    stopped = copy.deepcopy(cfg)
+    stopped.custom_hooks = list(stopped.get('custom_hooks') or []) + [dict(type='StopAfterEpochHook', epoch=2)]
+    with pytest.raises(KeyboardInterrupt):
+        execute(stopped, name='pkd', store=here, progress=False, key=key)
+    assert parking.unfinished_keys(here) == [key]
+
+    entry = parking.park(here, key)
+    folder = parking.parked_dir(here, key)
+    assert entry['epoch'] == 2 and entry['teacher_dropped'] > 0        # the frozen teacher is not copied
+    source = here.work_dir(key) / entry['checkpoint']
+    assert entry['bytes'] < source.stat().st_size / 2
+    state = load_local_checkpoint(str(folder / parking.STATE), 'cpu')
+    assert not any(k.startswith('teacher.') for k in state['state_dict'])
+    assert {v.dtype for v in state['state_dict'].values() if v.is_floating_point()} == {torch.float16}
+    moments = [t for s in state['optimizer']['state'].values() for t in s.values() if t.numel() > 1]
+    assert moments and {t.dtype for t in moments} == {torch.bfloat16}
+    assert sorted(p.name for p in folder.iterdir()) == ['checks.json', 'curve.json', 'logs', 'park.json',
+                                                        'state.pth']
+
+    there = RunStore(here.root, tmp_path / 'work_there')             # another machine: the store, no work root
+    record = execute(cfg, name='pkd', store=there, progress=False, key=key)
+    assert record['resumed'] and record['attempts'] == 2
+    assert [p['epoch'] for p in record['parked']] == [2] and record['parked'][0]['weights'] == 'float16'
+    assert [c['epoch'] for c in record['curve']] == [1, 2, 3]          # the epochs validated before the park
+    assert not record.get('checks_failed'), record['checks']          # the teacher is the one the run names
+    assert not folder.exists()                                         # the store keeps the record, not the park
+    resumed = load_local_checkpoint(record['checkpoint'], 'cpu')['state_dict']
+    uninterrupted = load_local_checkpoint(whole['checkpoint'], 'cpu')['state_dict']
+    assert resumed.keys() == uninterrupted.keys()
+    diff = max((resumed[k].float() - uninterrupted[k].float()).abs().max().item() for k in resumed
+               if resumed[k].is_floating_point())
+    largest = max(v.abs().max().item() for v in uninterrupted.values() if v.is_floating_point())
+    assert 0 < diff < 0.05 * largest       # rounded once, not equal; and still the same training
+    assert json.loads((there.run_dir(key) / 'run.json').read_text())['parked'] == record['parked']
+
+
+def test_park_refuses_a_finished_run_and_a_run_without_a_checkpoint(distillation, tmp_path):
+    store, cfg, key, whole = distillation
+    finished = RunStore(store.root / 'whole', store.work_root / 'whole')
+    with pytest.raises(KdlabError, match='commit-weights'):
+        parking.park(finished, key)
+    with pytest.raises(KdlabError, match='no checkpoint'):
+        parking.park(RunStore(tmp_path / 'r', tmp_path / 'w'), 'abc')
+
+
+def test_a_damaged_park_is_refused_with_the_fix(distillation, tmp_path):
+    from kdlab.engine.runner import execute
+    import copy
+    store, cfg, key, whole = distillation
+    here = RunStore(tmp_path / 'results', tmp_path / 'work_here')
+    stopped = copy.deepcopy(cfg)
+    stopped.custom_hooks = list(stopped.get('custom_hooks') or []) + [dict(type='StopAfterEpochHook', epoch=1)]
+    with pytest.raises(KeyboardInterrupt):
+        execute(stopped, name='pkd', store=here, progress=False, key=key)
+    parking.park(here, key)
+    with open(parking.parked_dir(here, key) / parking.STATE, 'ab') as f:
+        f.write(b'x')
+    with pytest.raises(CheckpointError, match='sha256') as err:
+        execute(cfg, name='pkd', store=RunStore(here.root, tmp_path / 'there'), progress=False, key=key)
+    assert 'git checkout' in err.value.fix
