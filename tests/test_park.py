@@ -67,6 +67,7 @@ def test_a_parked_distillation_resumes_on_another_machine(distillation, tmp_path
     assert moments and {t.dtype for t in moments} == {torch.bfloat16}
     assert sorted(p.name for p in folder.iterdir()) == ['checks.json', 'curve.json', 'logs', 'park.json',
                                                         'state.pth']
+    assert [(e['key'], e['epoch'], e['here']) for e in parking.parked(here)] == [(key, 2, True)]
 
     there = RunStore(here.root, tmp_path / 'work_there')             # another machine: the store, no work root
     record = execute(cfg, name='pkd', store=there, progress=False, key=key)

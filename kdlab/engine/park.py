@@ -178,8 +178,22 @@ def discard(store: RunStore, key: str) -> None:
     shutil.rmtree(parked_dir(store, key), ignore_errors=True)
 
 
+def parked(store: RunStore) -> List[dict]:
+    """Every park in the store, each ``park.json`` entry with ``here``: this work root has a checkpoint of the
+    run (it resumes from that one, not from the park)."""
+    return [dict(json.loads((parked_dir(store, key) / META).read_text()),
+                 here=(store.work_dir(key) / 'last_checkpoint').is_file()) for key in parked_keys(store)]
+
+
 def main(args) -> int:
     store = RunStore(args.store) if args.store else RunStore()
+    if args.list:
+        entries = parked(store)
+        for e in entries:
+            print(f'{e["key"]}: epoch {e["epoch"]} (iteration {e["iteration"]}), parked {e["parked"]} on {e["host"]}, '
+                  f'{e["bytes"] / 1e6:.1f} MB' + ('; this machine has a later checkpoint' if e['here'] else ''))
+        print(f'{len(entries)} parked run(s) in {store.root / "parked"}')
+        return 0
     keys = args.keys or unfinished_keys(store)
     if not keys:
         print(f'nothing to park: no unfinished run with a checkpoint in {store.work_root}')
@@ -198,4 +212,5 @@ def register(sub) -> None:
                        'bfloat16 optimizer state), so that another machine resumes them; commit them')
     p.add_argument('keys', nargs='*', help='run keys (default: every unfinished run in the work root)')
     p.add_argument('--store', default=None, help='run store (default: results/runs)')
+    p.add_argument('--list', action='store_true', help='list the parked runs instead')
     p.set_defaults(func=main)
