@@ -110,3 +110,21 @@ def test_a_damaged_park_is_refused_with_the_fix(distillation, tmp_path):
     with pytest.raises(CheckpointError, match='sha256') as err:
         execute(cfg, name='pkd', store=RunStore(here.root, tmp_path / 'there'), progress=False, key=key)
     assert 'git checkout' in err.value.fix
+
+
+def test_a_parked_run_resumes_through_the_launcher_of_concurrent_runs(distillation, tmp_path):
+    """``-w N`` and ``--gpus N`` train each run in its own torchrun process (kdlab.engine.launch): it unparks too."""
+    import copy
+    from kdlab.engine.launch import launch
+    from kdlab.engine.runner import execute
+    store, cfg, key, whole = distillation
+    here = RunStore(tmp_path / 'results', tmp_path / 'work_here')
+    stopped = copy.deepcopy(cfg)
+    stopped.custom_hooks = list(stopped.get('custom_hooks') or []) + [dict(type='StopAfterEpochHook', epoch=1)]
+    with pytest.raises(KeyboardInterrupt):
+        execute(stopped, name='pkd', store=here, progress=False, key=key)
+    parking.park(here, key)
+    record = launch(cfg, name='pkd', store=RunStore(here.root, tmp_path / 'there'), key=key, device='cpu',
+                    progress=False)
+    assert [p['epoch'] for p in record['parked']] == [1] and record['resumed']
+    assert parking.parked_keys(here) == []
