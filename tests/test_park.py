@@ -128,3 +128,16 @@ def test_a_parked_run_resumes_through_the_launcher_of_concurrent_runs(distillati
                     progress=False)
     assert [p['epoch'] for p in record['parked']] == [1] and record['resumed']
     assert parking.parked_keys(here) == []
+
+
+def test_the_cost_table_of_the_cell_says_which_runs_are_parked(tmp_path):
+    from kdlab.engine.calibration import cell_cost
+    store = RunStore(tmp_path / 'results', tmp_path / 'work')
+    before = cell_cost(store=store, methods=['pkd'])
+    teacher = before[before['role'] == 'teacher']['key'].iloc[0]
+    folder = parking.parked_dir(store, teacher)
+    folder.mkdir(parents=True)
+    (folder / parking.META).write_text(json.dumps({'key': teacher, 'epoch': 7}))
+    after = cell_cost(store=store, methods=['pkd'])
+    assert set(before['status']) == {'not trained'}
+    assert dict(zip(after['key'], after['status']))[teacher] == 'parked at epoch 7'

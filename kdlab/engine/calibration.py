@@ -257,6 +257,8 @@ def cell_cost(pair=COST_CELL, methods: Optional[Sequence[str]] = None, seed: int
     store = store or RunStore()
     with under_protocol(protocol):
         plans, unavailable = plan_board([tuple(pair)], methods, seeds=(seed,), scale='mini')
+    from kdlab.engine.park import parked as parked_runs
+    parked = {e['key']: e for e in parked_runs(store)}     # training, resumed on the next machine (kdlab park)
     rows, seen = [], set()
     for (_, _, method, _), plan in plans.items():
         for run in plan.ordered():
@@ -265,9 +267,12 @@ def cell_cost(pair=COST_CELL, methods: Optional[Sequence[str]] = None, seed: int
             seen.add(run.key)
             rec = store.load(run.key)
             wall = wall_time(rec) if rec is not None else None
+            status = 'stored' if rec is not None else 'not trained'
+            if rec is None and run.key in parked:
+                status = f'parked at epoch {parked[run.key]["epoch"]}'
             rows.append(dict(role=run.role, method=method if run.role in ('distilled', 'stage') else '',
                              run=run.name, key=run.key, minutes=None if wall is None else round(wall / 60, 1),
-                             status='stored' if rec is not None else 'not trained'))
+                             status=status))
     for (_, _, method), why in unavailable.items():
         rows.append(dict(role='distilled', method=method, run='', key='', minutes=None, status=f'n/a: {why}'))
     return pd.DataFrame(rows, columns=['role', 'method', 'run', 'key', 'minutes', 'status'])
