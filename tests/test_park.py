@@ -141,3 +141,16 @@ def test_the_cost_table_of_the_cell_says_which_runs_are_parked(tmp_path):
     after = cell_cost(store=store, methods=['pkd'])
     assert set(before['status']) == {'not trained'}
     assert dict(zip(after['key'], after['status']))[teacher] == 'parked at epoch 7'
+
+
+def test_a_plan_resumes_the_runs_it_began_before_it_starts_new_ones(tmp_path):
+    from kdlab.engine.planner import PlannedRun, begun_first
+    store = RunStore(tmp_path / 'results', tmp_path / 'work')
+    runs = [PlannedRun(key=k, role='distilled', name=k, cfg=None, needs=needs)
+            for k, needs in (('a', ()), ('b', ()), ('c', ()), ('d', ('t',)), ('e', ()))]
+    for key in ('c', 'd'):                         # begun here; d needs a run that is not stored
+        (store.work_dir(key)).mkdir(parents=True)
+        (store.work_dir(key) / 'last_checkpoint').write_text('x')
+    (parking.parked_dir(store, 'e')).mkdir(parents=True)      # begun on another machine
+    (parking.parked_dir(store, 'e') / parking.META).write_text('{}')
+    assert [r.key for r in begun_first(runs, store)] == ['c', 'e', 'a', 'b', 'd']

@@ -384,7 +384,7 @@ def execute_plan(plan: Plan, store=None, *, progress: bool = True, only: Optiona
     import torch
     apart = gpus > 1 or (device == 'cpu' and torch.cuda.is_available())
     out = {}
-    runs = [run for run in plan.ordered() if only is None or run.key in only]
+    runs = begun_first([run for run in plan.ordered() if only is None or run.key in only], store)
     todo = sum(store.load(run.key) is None for run in runs)
     bar = runs_bar(todo) if progress and todo else None     # runs k of N; each run's own bar below it
     try:
@@ -440,6 +440,20 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
 
 
+def begun_first(runs: Sequence[PlannedRun], store) -> List[PlannedRun]:
+    """``runs`` with those already begun first (a checkpoint in this work root, or parked in the store by
+    ``kdlab park``, and every run they need stored), each group in its own order: a call resumes what an earlier
+    one started, on this machine or another, before it starts anything new, so that an interrupted session
+    leaves as few half-trained runs as it found."""
+    from kdlab.engine.park import META, parked_dir
+    begun = [run for run in runs if store.load(run.key) is None
+             and ((store.work_dir(run.key) / 'last_checkpoint').is_file()
+                  or (parked_dir(store, run.key) / META).is_file())
+             and all(store.load(need) is not None for need in run.needs)]
+    keys = {run.key for run in begun}
+    return begun + [run for run in runs if run.key not in keys]
+
+
 def _execute_concurrently(plan: Plan, store, *, workers: int, progress: bool, only: Optional[Sequence[str]],
                           resume: bool, device: str) -> dict:
     """``workers`` runs at a time, each in its own process (:func:`kdlab.engine.launch.launch`, one process)
@@ -475,7 +489,7 @@ def _execute_concurrently(plan: Plan, store, *, workers: int, progress: bool, on
                 visit(plan.runs[need])
     for run in list(todo.values()):
         visit(run)
-    todo = {r.key: r for r in plan.ordered() if r.key in todo or r.key in rebuild}
+    todo = {r.key: r for r in begun_first(plan.ordered(), store) if r.key in todo or r.key in rebuild}
     failed: Dict[str, BaseException] = {}
     running: Dict[object, PlannedRun] = {}
 
