@@ -27,6 +27,10 @@ class Method:
     #: a two-stage student distils only its first N neck outputs, those of an FPN conv (P2-P5; P6 is a
     #: max-pool): MGD's and FGD's released two-stage configs (neck.fpn_convs.0-3); None: no such limit
     two_stage_levels: Optional[int] = None
+    #: what the method's losses compare: 'features' (neck or backbone maps; mini v2's loss-scale rule carries their
+    #: weight to mini shapes) or 'predictions' (head outputs, normalised per sample like the detection losses,
+    #: so they keep their balance across scales by construction: factor 1, kdlab.methods.loss_scale)
+    compares: str = 'features'
 
 
 METHODS: Dict[str, Method] = {}
@@ -36,10 +40,14 @@ STUDENT_INITS = ('baseline', 'algorithm')
 
 def register_method(name: str, *, defaults: Optional[dict] = None, algorithm: str = 'FpnTeacherDistill',
                     num_levels: int = 4, configure: Optional[Callable[..., None]] = None,
-                    inherit: Sequence[str] = (), two_stage_levels: Optional[int] = None):
+                    inherit: Sequence[str] = (), two_stage_levels: Optional[int] = None,
+                    compares: str = 'features'):
+    if compares not in ('features', 'predictions'):
+        raise ValueError(f"compares={compares!r}: 'features' or 'predictions'")
+
     def deco(fn):
         METHODS[name] = Method(name, fn, dict(defaults or {}), algorithm, (fn.__doc__ or '').strip(),
-                               num_levels, configure, tuple(inherit), two_stage_levels)
+                               num_levels, configure, tuple(inherit), two_stage_levels, compares)
         return fn
     return deco
 

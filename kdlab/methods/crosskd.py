@@ -37,7 +37,7 @@ def configure_crosskd(cfg, **params) -> None:
     add_custom_imports(cfg)
 
 
-@register_method('crosskd', algorithm='CrossKDDistill', configure=configure_crosskd,
+@register_method('crosskd', algorithm='CrossKDDistill', configure=configure_crosskd, compares='predictions',
                  defaults=dict(reused_head_idx=None, cls_weight=None, beta=1.0, reg_loss=None, reg_weight=None,
                                kl_weight=None, kl_T=1.0, hold='post_activation'))
 def crosskd(pairs, *, reused_head_idx, cls_weight, beta, reg_loss, reg_weight, kl_weight, kl_T, hold):
