@@ -1,5 +1,6 @@
 """A run parked in the store on one machine resumes on another (``kdlab park``, kdlab.engine.park)."""
 import json
+import shutil
 
 import pytest
 from mmengine.hooks import Hook
@@ -25,7 +26,7 @@ class StopAfterEpochHook(Hook):
 
 @pytest.fixture(scope='module')
 def distillation(smoke_data, tmp_path_factory):
-    """The smoke PKD distillation (RetinaNet-R50 <- X101) at three epochs, its teacher trained, and the same run
+    """The smoke PKD distillation (RetinaNet-R50 <- X101) at two epochs, its teacher trained, and the same run
     trained uninterrupted in a store of its own."""
     from mmengine.config import Config
     from kdlab import demo
@@ -34,7 +35,7 @@ def distillation(smoke_data, tmp_path_factory):
     store = RunStore(tmp_path_factory.mktemp('store'), tmp_path_factory.mktemp('work'))
     rows = demo.run('smoke', store=store, progress=False)
     cfg = Config.fromfile(str(store.run_dir(rows[2]['key']) / 'config.py'))
-    cfg.merge_from_dict(mini_schedule(3))
+    cfg.merge_from_dict(mini_schedule(2))
     cfg.randomness = dict(seed=0, deterministic=True)
     key = run_key(cfg)
     whole = execute(cfg, name='pkd uninterrupted', store=RunStore(store.root / 'whole', store.work_root / 'whole'),
@@ -50,14 +51,14 @@ def test_a_parked_distillation_resumes_on_another_machine(distillation, tmp_path
     store, cfg, key, whole = distillation
     here = RunStore(tmp_path / 'results', tmp_path / 'work_here')
     stopped = copy.deepcopy(cfg)
-    stopped.custom_hooks = list(stopped.get('custom_hooks') or []) + [dict(type='StopAfterEpochHook', epoch=2)]
+    stopped.custom_hooks = list(stopped.get('custom_hooks') or []) + [dict(type='StopAfterEpochHook', epoch=1)]
     with pytest.raises(KeyboardInterrupt):
         execute(stopped, name='pkd', store=here, progress=False, key=key)
     assert parking.unfinished_keys(here) == [key]
 
     entry = parking.park(here, key)
     folder = parking.parked_dir(here, key)
-    assert entry['epoch'] == 2 and entry['teacher_dropped'] > 0        # the frozen teacher is not copied
+    assert entry['epoch'] == 1 and entry['teacher_dropped'] > 0        # the frozen teacher is not copied
     source = here.work_dir(key) / entry['checkpoint']
     assert entry['bytes'] < source.stat().st_size / 2
     state = load_local_checkpoint(str(folder / parking.STATE), 'cpu')
@@ -65,15 +66,23 @@ def test_a_parked_distillation_resumes_on_another_machine(distillation, tmp_path
     assert {v.dtype for v in state['state_dict'].values() if v.is_floating_point()} == {torch.float16}
     moments = [t for s in state['optimizer']['state'].values() for t in s.values() if t.numel() > 1]
     assert moments and {t.dtype for t in moments} == {torch.bfloat16}
-    assert sorted(p.name for p in folder.iterdir()) == ['checks.json', 'curve.json', 'logs', 'park.json',
-                                                        'state.pth']
-    assert [(e['key'], e['epoch'], e['here']) for e in parking.parked(here)] == [(key, 2, True)]
+    # stopped between epoch 1's checkpoint and its validation: no curve yet (the resumed run validates epoch 1 first)
+    assert sorted(p.name for p in folder.iterdir()) == ['checks.json', 'logs', 'park.json', 'state.pth']
+    assert [(e['key'], e['epoch'], e['here']) for e in parking.parked(here)] == [(key, 1, True)]
+
+    damaged = RunStore(tmp_path / 'damaged', tmp_path / 'work_damaged')     # a park whose file does not match
+    shutil.copytree(folder, parking.parked_dir(damaged, key))
+    with open(parking.parked_dir(damaged, key) / parking.STATE, 'ab') as f:
+        f.write(b'x')
+    with pytest.raises(CheckpointError, match='sha256') as err:
+        execute(cfg, name='pkd', store=damaged, progress=False, key=key)
+    assert 'git checkout' in err.value.fix
 
     there = RunStore(here.root, tmp_path / 'work_there')             # another machine: the store, no work root
     record = execute(cfg, name='pkd', store=there, progress=False, key=key)
     assert record['resumed'] and record['attempts'] == 2
-    assert [p['epoch'] for p in record['parked']] == [2] and record['parked'][0]['weights'] == 'float16'
-    assert [c['epoch'] for c in record['curve']] == [1, 2, 3]          # the epochs validated before the park
+    assert [p['epoch'] for p in record['parked']] == [1] and record['parked'][0]['weights'] == 'float16'
+    assert [c['epoch'] for c in record['curve']] == [1, 2]             # no epoch left out
     assert not record.get('checks_failed'), record['checks']          # the teacher is the one the run names
     assert not folder.exists()                                         # the store keeps the record, not the park
     resumed = load_local_checkpoint(record['checkpoint'], 'cpu')['state_dict']
@@ -95,23 +104,6 @@ def test_park_refuses_a_finished_run_and_a_run_without_a_checkpoint(distillation
         parking.park(RunStore(tmp_path / 'r', tmp_path / 'w'), 'abc')
 
 
-def test_a_damaged_park_is_refused_with_the_fix(distillation, tmp_path):
-    from kdlab.engine.runner import execute
-    import copy
-    store, cfg, key, whole = distillation
-    here = RunStore(tmp_path / 'results', tmp_path / 'work_here')
-    stopped = copy.deepcopy(cfg)
-    stopped.custom_hooks = list(stopped.get('custom_hooks') or []) + [dict(type='StopAfterEpochHook', epoch=1)]
-    with pytest.raises(KeyboardInterrupt):
-        execute(stopped, name='pkd', store=here, progress=False, key=key)
-    parking.park(here, key)
-    with open(parking.parked_dir(here, key) / parking.STATE, 'ab') as f:
-        f.write(b'x')
-    with pytest.raises(CheckpointError, match='sha256') as err:
-        execute(cfg, name='pkd', store=RunStore(here.root, tmp_path / 'there'), progress=False, key=key)
-    assert 'git checkout' in err.value.fix
-
-
 def test_a_parked_run_resumes_through_the_launcher_of_concurrent_runs(distillation, tmp_path):
     """``-w N`` and ``--gpus N`` train each run in its own torchrun process (kdlab.engine.launch): it unparks too."""
     import copy
@@ -130,17 +122,15 @@ def test_a_parked_run_resumes_through_the_launcher_of_concurrent_runs(distillati
     assert parking.parked_keys(here) == []
 
 
-def test_the_cost_table_of_the_cell_says_which_runs_are_parked(tmp_path):
-    from kdlab.engine.calibration import cell_cost
+def test_the_cost_table_says_which_runs_are_parked(tmp_path):
+    from kdlab.engine.calibration import run_status
     store = RunStore(tmp_path / 'results', tmp_path / 'work')
-    before = cell_cost(store=store, methods=['pkd'])
-    teacher = before[before['role'] == 'teacher']['key'].iloc[0]
-    folder = parking.parked_dir(store, teacher)
+    folder = parking.parked_dir(store, 'k')
     folder.mkdir(parents=True)
-    (folder / parking.META).write_text(json.dumps({'key': teacher, 'epoch': 7}))
-    after = cell_cost(store=store, methods=['pkd'])
-    assert set(before['status']) == {'not trained'}
-    assert dict(zip(after['key'], after['status']))[teacher] == 'parked at epoch 7'
+    (folder / parking.META).write_text(json.dumps({'key': 'k', 'epoch': 7}))
+    (entry,) = parking.parked(store)
+    assert run_status(None, entry) == 'parked at epoch 7' and not entry['here']
+    assert run_status(None) == 'not trained' and run_status({'key': 'k'}, entry) == 'stored'
 
 
 def test_a_plan_resumes_the_runs_it_began_before_it_starts_new_ones(tmp_path):

@@ -243,6 +243,14 @@ COST_CELL = ('retinanet_r50', 'retinanet_x101')
 COST_GOAL_HOURS = 3.0
 
 
+def run_status(record: Optional[dict], park: Optional[dict] = None) -> str:
+    """'stored', 'parked at epoch N' (begun, resumed by the next call on any machine: kdlab park), or
+    'not trained'."""
+    if record is not None:
+        return 'stored'
+    return f'parked at epoch {park["epoch"]}' if park else 'not trained'
+
+
 def cell_cost(pair=COST_CELL, methods: Optional[Sequence[str]] = None, seed: int = 0, protocol: str = 'v2',
               store=None):
     """Every run one seed of a leaderboard cell makes under ``protocol`` (the teachers, trained once for all
@@ -258,7 +266,7 @@ def cell_cost(pair=COST_CELL, methods: Optional[Sequence[str]] = None, seed: int
     with under_protocol(protocol):
         plans, unavailable = plan_board([tuple(pair)], methods, seeds=(seed,), scale='mini')
     from kdlab.engine.park import parked as parked_runs
-    parked = {e['key']: e for e in parked_runs(store)}     # training, resumed on the next machine (kdlab park)
+    parked = {e['key']: e for e in parked_runs(store)}
     rows, seen = [], set()
     for (_, _, method, _), plan in plans.items():
         for run in plan.ordered():
@@ -267,12 +275,9 @@ def cell_cost(pair=COST_CELL, methods: Optional[Sequence[str]] = None, seed: int
             seen.add(run.key)
             rec = store.load(run.key)
             wall = wall_time(rec) if rec is not None else None
-            status = 'stored' if rec is not None else 'not trained'
-            if rec is None and run.key in parked:
-                status = f'parked at epoch {parked[run.key]["epoch"]}'
             rows.append(dict(role=run.role, method=method if run.role in ('distilled', 'stage') else '',
                              run=run.name, key=run.key, minutes=None if wall is None else round(wall / 60, 1),
-                             status=status))
+                             status=run_status(rec, parked.get(run.key))))
     for (_, _, method), why in unavailable.items():
         rows.append(dict(role='distilled', method=method, run='', key='', minutes=None, status=f'n/a: {why}'))
     return pd.DataFrame(rows, columns=['role', 'method', 'run', 'key', 'minutes', 'status'])
