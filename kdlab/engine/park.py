@@ -18,6 +18,9 @@ what resuming needs into the store, beside the finished runs' records, small eno
 it back as a full-precision checkpoint and resumes from it. The resumed run is not bit-equal to an
 uninterrupted one (the weights and optimizer state were rounded once); its record says so (``parked``: each
 park's epoch, time and precision), and the parked files are removed from the store when the run is stored.
+The teacher is loaded again on the new machine, from its committed fp16 weights where its own checkpoint is not
+there: the "teacher frozen" check covers the resumed part, the earlier part's digest is kept
+(``checks.teacher_before_park``).
 """
 from __future__ import annotations
 
@@ -149,9 +152,16 @@ def unpark(store: RunStore, key: str) -> Optional[dict]:
     if 'optimizer' in ckpt:
         ckpt['optimizer'] = _cast(ckpt['optimizer'], torch.float32)
     work_dir.mkdir(parents=True, exist_ok=True)
-    for name in ('curve.json', 'checks.json'):
-        if (src / name).is_file():
-            shutil.copy2(src / name, work_dir / name)
+    if (src / 'curve.json').is_file():
+        shutil.copy2(src / 'curve.json', work_dir / 'curve.json')
+    if (src / 'checks.json').is_file():
+        checks = json.loads((src / 'checks.json').read_text())
+        if 'teacher_frozen' in checks:
+            # the teacher is loaded again here, perhaps from its committed fp16 weights rather than the file the
+            # first part read: "frozen" is checked over the resumed part (RunChecksHook takes a new digest at its
+            # start); the digest the earlier part started with is kept beside it
+            checks.setdefault('teacher_before_park', []).append(checks.pop('teacher_frozen'))
+        atomic_write_text(work_dir / 'checks.json', json.dumps(checks, indent=1))
     for log in sorted((src / 'logs').glob('*.log')):
         (work_dir / log.stem).mkdir(exist_ok=True)
         shutil.copy2(log, work_dir / log.stem / log.name)
