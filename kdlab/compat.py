@@ -52,6 +52,10 @@ Each fix is narrow and says why it exists:
    measured. The freed list holds plain dicts of numbers and strings, which reference counting frees at once
    (a collection only finds reference cycles), so kdlab makes that one call a no-op in that module only; the
    interpreter's own automatic collection is unchanged.
+9. **``kdlab://`` checkpoint names in every process**: the mini-v2 detectors start from
+   ``kdlab://pretrained/<file>`` (:mod:`kdlab.zoo.pretrain`); the scheme is registered with mmengine here, so that
+   a torchrun worker (``-w N``, ``--gpus N``), which builds its model before anything imports that module, resolves
+   it too.
 """
 from __future__ import annotations
 
@@ -262,6 +266,19 @@ def _quiet_pkg_resources_notice() -> None:
         warnings.filterwarnings('ignore', message=re.escape(message), category=category)
 
 
+def _kdlab_checkpoint_scheme() -> None:
+    """Fix 9: ``kdlab://pretrained/<file>`` (the mini-v2 backbones' committed weights, :mod:`kdlab.zoo.pretrain`)
+    resolves in every process that imports kdlab. Registered where the scheme was defined, it was unknown in a
+    process that builds a mini-v2 model before anything imports that module (a torchrun worker of ``-w N`` /
+    ``--gpus N``: "kdlab://pretrained/r50-....pth can not be found")."""
+    from mmengine.runner import CheckpointLoader
+
+    def load(filename, map_location=None):
+        from kdlab.zoo.pretrain import load_from_kdlab
+        return load_from_kdlab(filename, map_location)
+    CheckpointLoader.register_scheme(prefixes='kdlab://', loader=load, force=True)
+
+
 def apply() -> None:
     """Apply every fix (idempotent). Called by ``import kdlab``."""
     global _applied
@@ -273,6 +290,7 @@ def apply() -> None:
     ops.install()
     try:
         _allow_mmengine_checkpoints()
+        _kdlab_checkpoint_scheme()
         _allow_cpu_distributed()
         _torchvision_names_without_torchvision()
         _remember_pretty_texts()

@@ -311,16 +311,11 @@ def resolve(uri: str) -> Path:
     return path
 
 
-def _register_scheme() -> None:
-    from mmengine.runner import CheckpointLoader
-
-    @CheckpointLoader.register_scheme(prefixes=SCHEME, force=True)
-    def load_from_kdlab(filename, map_location=None):
-        import torch
-        return torch.load(resolve(filename), map_location=map_location, weights_only=False)
-
-
-_register_scheme()
+def load_from_kdlab(filename, map_location=None):
+    """mmengine's loader of ``kdlab://`` names (registered by ``import kdlab``, :mod:`kdlab.compat` fix 9, so that
+    every process resolves them, a torchrun worker included)."""
+    import torch
+    return torch.load(resolve(filename), map_location=map_location, weights_only=False)
 
 
 # ------------------------------------------------------------------------------------------------- CLI
