@@ -44,17 +44,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminated(signum, frame):
+    raise KeyboardInterrupt('terminated')
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, 'func', None):
         parser.print_help()
         return 2
+    import signal
+    import threading
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        # `kill PID` (SIGTERM; a batch system's time limit) stops a command as Ctrl-C does: the trainings it
+        # started are stopped too (kdlab.engine.launch.stop_children), each resumable from its last checkpoint.
+        # A background job started by a shell script ignores SIGINT, so SIGTERM is the signal that reaches it.
+        previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print('\ninterrupted', file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        print('\nterminated' if str(err) == 'terminated' else '\ninterrupted', file=sys.stderr)
+        return 143 if str(err) == 'terminated' else 130
     except BrokenPipeError:  # `kdlab papers | head`
         sys.stderr.close()
         return 0
@@ -64,6 +76,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f'kdlab: error: {err}', file=sys.stderr)
             return 2
         raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == '__main__':

@@ -93,6 +93,33 @@ def test_interrupting_two_workers_stops_their_trainings(smoke_data, tmp_path):
         assert store.load(plan.rows[row]) is None, row
 
 
+def test_sigterm_stops_a_command_as_an_interrupt(monkeypatch, capsys):
+    """`kill PID` of a kdlab command (a background job ignores SIGINT; a batch system's time limit sends SIGTERM)
+    takes the interrupt's path: the trainings it started are stopped, and it exits with 143."""
+    import argparse
+    import signal
+    import time
+    from kdlab import cli
+    seen = []
+
+    def command(args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(30)
+        except KeyboardInterrupt:
+            seen.append('interrupt')          # where execute_plan stops its trainings
+            raise
+        return 0
+
+    parser = argparse.ArgumentParser()
+    parser.set_defaults(func=command)
+    monkeypatch.setattr(cli, 'build_parser', lambda: parser)
+    before = signal.getsignal(signal.SIGTERM)
+    assert cli.main([]) == 143 and seen == ['interrupt']
+    assert 'terminated' in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is before          # put back
+
+
 def _workers(tmp_path) -> list:
     """The pids of the training processes (torchrun's workers) whose config lies under ``tmp_path``."""
     found = []
