@@ -43,17 +43,24 @@ def distillation(smoke_data, tmp_path_factory):
     return store, cfg, key, whole
 
 
-def test_a_parked_distillation_resumes_on_another_machine(distillation, tmp_path):
+def _stopped_after_epoch_1(cfg, key, tmp_path) -> RunStore:
+    """Run ``key`` trained on this machine until its session ends after epoch 1: the store it trains into."""
     import copy
-    import torch
-    from kdlab.compat import load_local_checkpoint
     from kdlab.engine.runner import execute
-    store, cfg, key, whole = distillation
     here = RunStore(tmp_path / 'results', tmp_path / 'work_here')
     stopped = copy.deepcopy(cfg)
     stopped.custom_hooks = list(stopped.get('custom_hooks') or []) + [dict(type='StopAfterEpochHook', epoch=1)]
     with pytest.raises(KeyboardInterrupt):
         execute(stopped, name='pkd', store=here, progress=False, key=key)
+    return here
+
+
+def test_a_parked_distillation_resumes_on_another_machine(distillation, tmp_path):
+    import torch
+    from kdlab.compat import load_local_checkpoint
+    from kdlab.engine.runner import execute
+    store, cfg, key, whole = distillation
+    here = _stopped_after_epoch_1(cfg, key, tmp_path)
     assert parking.unfinished_keys(here) == [key]
 
     entry = parking.park(here, key)
@@ -108,15 +115,9 @@ def test_park_refuses_a_finished_run_and_a_run_without_a_checkpoint(distillation
 
 def test_a_parked_run_resumes_through_the_launcher_of_concurrent_runs(distillation, tmp_path):
     """``-w N`` and ``--gpus N`` train each run in its own torchrun process (kdlab.engine.launch): it unparks too."""
-    import copy
     from kdlab.engine.launch import launch
-    from kdlab.engine.runner import execute
     store, cfg, key, whole = distillation
-    here = RunStore(tmp_path / 'results', tmp_path / 'work_here')
-    stopped = copy.deepcopy(cfg)
-    stopped.custom_hooks = list(stopped.get('custom_hooks') or []) + [dict(type='StopAfterEpochHook', epoch=1)]
-    with pytest.raises(KeyboardInterrupt):
-        execute(stopped, name='pkd', store=here, progress=False, key=key)
+    here = _stopped_after_epoch_1(cfg, key, tmp_path)
     parking.park(here, key)
     record = launch(cfg, name='pkd', store=RunStore(here.root, tmp_path / 'there'), key=key, device='cpu',
                     progress=False)
