@@ -201,7 +201,7 @@ def main(args) -> int:
         entries = parked(store)
         for e in entries:
             print(f'{e["key"]}: epoch {e["epoch"]} (iteration {e["iteration"]}), parked {e["parked"]} on {e["host"]}, '
-                  f'{e["bytes"] / 1e6:.1f} MB' + ('; this machine has a later checkpoint' if e['here'] else ''))
+                  f'{e["bytes"] / 1e6:.1f} MB' + ('; this machine holds a checkpoint of its own, resumed instead' if e['here'] else ''))
         print(f'{len(entries)} parked run(s) in {store.root / "parked"}')
         return 0
     keys = args.keys or unfinished_keys(store)
