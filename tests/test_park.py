@@ -92,7 +92,8 @@ def test_a_parked_distillation_resumes_on_another_machine(distillation, tmp_path
     assert [c['epoch'] for c in record['curve']] == [1, 2]             # no epoch left out
     assert not record.get('checks_failed'), record['checks']          # the teacher is the one the run names
     assert record['checks']['teacher_frozen']['ok']                    # over the resumed part
-    assert [c['before'] for c in record['checks']['teacher_before_park']] == [record['checks']['teacher_frozen']['before']]
+    earlier = record['checks']['teacher_before_park']
+    assert [c['before'] for c in earlier] == [record['checks']['teacher_frozen']['before']]
     assert not folder.exists()                                         # the store keeps the record, not the park
     resumed = load_local_checkpoint(record['checkpoint'], 'cpu')['state_dict']
     uninterrupted = load_local_checkpoint(whole['checkpoint'], 'cpu')['state_dict']

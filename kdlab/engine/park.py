@@ -200,8 +200,9 @@ def main(args) -> int:
     if args.list:
         entries = parked(store)
         for e in entries:
+            here = '; this machine holds a checkpoint of its own, resumed instead' if e['here'] else ''
             print(f'{e["key"]}: epoch {e["epoch"]} (iteration {e["iteration"]}), parked {e["parked"]} on {e["host"]}, '
-                  f'{e["bytes"] / 1e6:.1f} MB' + ('; this machine holds a checkpoint of its own, resumed instead' if e['here'] else ''))
+                  f'{e["bytes"] / 1e6:.1f} MB{here}')
         print(f'{len(entries)} parked run(s) in {store.root / "parked"}')
         return 0
     keys = args.keys or unfinished_keys(store)
