@@ -65,8 +65,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as err:
-        print('\nterminated' if str(err) == 'terminated' else '\ninterrupted', file=sys.stderr)
-        return 143 if str(err) == 'terminated' else 130
+        terminated = str(err) == 'terminated'
+        print('\nterminated' if terminated else '\ninterrupted', file=sys.stderr)
+        return 143 if terminated else 130
     except BrokenPipeError:  # `kdlab papers | head`
         sys.stderr.close()
         return 0

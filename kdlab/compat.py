@@ -266,6 +266,10 @@ def _quiet_pkg_resources_notice() -> None:
         warnings.filterwarnings('ignore', message=re.escape(message), category=category)
 
 
+#: the scheme of kdlab's own checkpoint names (``kdlab://pretrained/<file>``: :mod:`kdlab.zoo.pretrain`)
+KDLAB_SCHEME = 'kdlab://'
+
+
 def _kdlab_checkpoint_scheme() -> None:
     """Fix 9: ``kdlab://pretrained/<file>`` (the mini-v2 backbones' committed weights, :mod:`kdlab.zoo.pretrain`)
     resolves in every process that imports kdlab. Registered where the scheme was defined, it was unknown in a
@@ -276,7 +280,7 @@ def _kdlab_checkpoint_scheme() -> None:
     def load(filename, map_location=None):
         from kdlab.zoo.pretrain import load_from_kdlab
         return load_from_kdlab(filename, map_location)
-    CheckpointLoader.register_scheme(prefixes='kdlab://', loader=load, force=True)
+    CheckpointLoader.register_scheme(prefixes=KDLAB_SCHEME, loader=load, force=True)
 
 
 def apply() -> None:

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-from kdlab.engine.store import RunStore, _sha256, atomic_write_text
+from kdlab.engine.store import RunStore, _sha256, atomic_write_text, cast_floats
 from kdlab.errors import KdlabError
 
 STATE = 'state.pth'
@@ -49,25 +49,16 @@ def parked_dir(store: RunStore, key: str) -> Path:
 
 def parked_keys(store: RunStore) -> List[str]:
     base = store.root / 'parked'
-    return sorted(d.name for d in base.iterdir() if (d / META).is_file()) if base.is_dir() else []
+    return sorted(d.name for d in base.iterdir() if is_parked(store, d.name)) if base.is_dir() else []
 
 
-def _cast(obj, dtype, keep_scalars: bool = True):
-    """``obj`` with every floating tensor in it cast to ``dtype``; one-element tensors (Adam's ``step``) kept."""
-    import torch
-    if isinstance(obj, torch.Tensor):
-        if obj.is_floating_point() and not (keep_scalars and obj.numel() == 1):
-            return obj.to(dtype)
-        return obj
-    if isinstance(obj, dict):
-        return type(obj)((k, _cast(v, dtype, keep_scalars)) for k, v in obj.items())
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_cast(v, dtype, keep_scalars) for v in obj)
-    return obj
+def has_checkpoint(store: RunStore, key: str) -> bool:
+    """Whether this machine's work root holds a checkpoint of run ``key`` (it resumes from that one)."""
+    return (store.work_dir(key) / 'last_checkpoint').is_file()
 
 
-def _attempt_logs(work_dir: Path) -> List[Path]:
-    return sorted(work_dir.glob('*/*.log'))
+def is_parked(store: RunStore, key: str) -> bool:
+    return (parked_dir(store, key) / META).is_file()
 
 
 def unfinished_keys(store: RunStore) -> List[str]:
@@ -75,7 +66,7 @@ def unfinished_keys(store: RunStore) -> List[str]:
     if not store.work_root.is_dir():
         return []
     return sorted(d.name for d in store.work_root.iterdir()
-                  if (d / 'last_checkpoint').is_file() and store.load(d.name) is None)
+                  if has_checkpoint(store, d.name) and store.load(d.name) is None)
 
 
 def park(store: RunStore, key: str) -> dict:
@@ -102,10 +93,9 @@ def park(store: RunStore, key: str) -> dict:
     state = ckpt['state_dict']
     distiller = any(k.startswith('architecture.') for k in state)
     dropped = [k for k in state if distiller and k.startswith('teacher.')]
-    ckpt['state_dict'] = _cast({k: v for k, v in state.items() if k not in dropped}, torch.float16,
-                               keep_scalars=False)
+    ckpt['state_dict'] = cast_floats({k: v for k, v in state.items() if k not in dropped}, torch.float16)
     if 'optimizer' in ckpt:
-        ckpt['optimizer'] = _cast(ckpt['optimizer'], torch.bfloat16)
+        ckpt['optimizer'] = cast_floats(ckpt['optimizer'], torch.bfloat16, keep_scalars=True)
     out = parked_dir(store, key)
     tmp = out.with_name(f'.{key}.{os.getpid()}.part')
     shutil.rmtree(tmp, ignore_errors=True)
@@ -114,8 +104,9 @@ def park(store: RunStore, key: str) -> dict:
     for name in ('curve.json', 'checks.json', HISTORY):
         if (work_dir / name).is_file():
             shutil.copy2(work_dir / name, tmp / name)
-    for log in _attempt_logs(work_dir):
-        shutil.copy2(log, tmp / 'logs' / log.name)
+    from kdlab.engine.runner import training_attempts
+    for attempt in training_attempts(work_dir):
+        shutil.copy2(attempt['log'], tmp / 'logs' / attempt['log'].name)
     meta = ckpt.get('meta') or {}
     entry = {'key': key, 'epoch': int(meta.get('epoch', 0)), 'iteration': int(meta.get('iter', 0)),
              'checkpoint': source.name, 'from_checkpoint_sha256': source_digest,
@@ -139,7 +130,7 @@ def unpark(store: RunStore, key: str) -> Optional[dict]:
     from kdlab.errors import CheckpointError
     src = parked_dir(store, key)
     work_dir = store.work_dir(key)
-    if not (src / META).is_file() or (work_dir / 'last_checkpoint').is_file():
+    if not is_parked(store, key) or has_checkpoint(store, key):
         return None
     entry = json.loads((src / META).read_text())
     if not (src / STATE).is_file() or _sha256(src / STATE) != entry['sha256']:
@@ -148,9 +139,9 @@ def unpark(store: RunStore, key: str) -> Optional[dict]:
                               f'restore it from git (git checkout -- {src}), or delete {src} to train the run '
                               'from the start')
     ckpt = load_local_checkpoint(str(src / STATE), 'cpu')
-    ckpt['state_dict'] = _cast(ckpt['state_dict'], torch.float32, keep_scalars=False)
+    ckpt['state_dict'] = cast_floats(ckpt['state_dict'], torch.float32)
     if 'optimizer' in ckpt:
-        ckpt['optimizer'] = _cast(ckpt['optimizer'], torch.float32)
+        ckpt['optimizer'] = cast_floats(ckpt['optimizer'], torch.float32, keep_scalars=True)
     work_dir.mkdir(parents=True, exist_ok=True)
     if (src / 'curve.json').is_file():
         shutil.copy2(src / 'curve.json', work_dir / 'curve.json')
@@ -191,8 +182,8 @@ def discard(store: RunStore, key: str) -> None:
 def parked(store: RunStore) -> List[dict]:
     """Every park in the store, each ``park.json`` entry with ``here``: this work root has a checkpoint of the
     run (it resumes from that one, not from the park)."""
-    return [dict(json.loads((parked_dir(store, key) / META).read_text()),
-                 here=(store.work_dir(key) / 'last_checkpoint').is_file()) for key in parked_keys(store)]
+    return [dict(json.loads((parked_dir(store, key) / META).read_text()), here=has_checkpoint(store, key))
+            for key in parked_keys(store)]
 
 
 def main(args) -> int:

@@ -261,7 +261,8 @@ class _Planner:
             if name is None:
                 self.plan.skipped[ref] = f'no zoo detector for teacher {t.name}'
                 return
-            teachers.append((name, self.detector_run(name, _zoo_schedule(t.schedule, self.teacher_schedule), 'teacher')))
+            schedule = _zoo_schedule(t.schedule, self.teacher_schedule)
+            teachers.append((name, self.detector_run(name, schedule, 'teacher')))
         # every distilled row is read against its baseline
         self.plan.baselines[ref] = self.detector_run(student, s_sched, 'baseline').key
         self.plan.rows[ref] = self.distilled_runs(row.method, method_params(row), student, s_sched, teachers).key
@@ -445,10 +446,9 @@ def begun_first(runs: Sequence[PlannedRun], store) -> List[PlannedRun]:
     ``kdlab park``, and every run they need stored), each group in its own order: a call resumes what an earlier
     one started, on this machine or another, before it starts anything new, so that an interrupted session
     leaves as few half-trained runs as it found."""
-    from kdlab.engine.park import META, parked_dir
+    from kdlab.engine.park import has_checkpoint, is_parked
     begun = [run for run in runs if store.load(run.key) is None
-             and ((store.work_dir(run.key) / 'last_checkpoint').is_file()
-                  or (parked_dir(store, run.key) / META).is_file())
+             and (has_checkpoint(store, run.key) or is_parked(store, run.key))
              and all(store.load(need) is not None for need in run.needs)]
     keys = {run.key for run in begun}
     return begun + [run for run in runs if run.key not in keys]

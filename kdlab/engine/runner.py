@@ -351,7 +351,7 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
                             'work_dir': str(work_dir), 'wall_time_s': round(time.time() - t0, 1),
                             'checks': checks_hook.read(),
                             'provenance': provenance(cfg, runner.world_size, git=revision),
-                            **(extra or {})}, stored_text, log_path=[a['log'] for a in _attempts(work_dir)])
+                            **(extra or {})}, stored_text, log_path=[a['log'] for a in training_attempts(work_dir)])
             raise
     raw = None if provided else final_validation(cfg, runner, curve_hook)
     if raw is None:
@@ -387,7 +387,7 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
     teacher_input = (cfg.get('kdlab_method') or {}).get('teacher_input')
     if teacher_input:            # kdlab.methods.preprocessing: what the teacher saw
         record['notes'] = [teacher_input]
-    attempts = _attempts(work_dir)
+    attempts = training_attempts(work_dir)
     if len(attempts) > 1:        # interrupted before: the earlier processes' time counts too
         record['attempts'] = len(attempts)
         record['wall_time_total_s'] = round(sum(a['seconds'] for a in attempts[:-1]) + wall, 1)
@@ -447,7 +447,7 @@ def _teacher_gate(cfg, store):
                            digest=record.get('checkpoint_sha256'))
 
 
-def _attempts(work_dir: Path) -> List[dict]:
+def training_attempts(work_dir: Path) -> List[dict]:
     """Every process that trained in ``work_dir``, oldest first: its mmengine log (``<start>/<start>.log``,
     the start in local time), the start and the seconds to the log's last write (the end, or the kill)."""
     out = []
@@ -465,10 +465,10 @@ TRAIN_LOG_LINE = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\].*?eta
 
 
 def training_progress(work_dir: Path) -> Optional[dict]:
-    """Where the run training in ``work_dir`` is, from its latest attempt's mmengine log (:func:`_attempts`):
+    """Where the run training in ``work_dir`` is, from its latest attempt's mmengine log (:func:`training_attempts`):
     ``epoch``, ``iter``, ``iters`` (per epoch), ``eta`` (mmengine's estimate) and ``updated`` (the log's
     mtime); None before its first logged iteration."""
-    attempts = _attempts(Path(work_dir))
+    attempts = training_attempts(Path(work_dir))
     if not attempts:
         return None
     log = attempts[-1]['log']

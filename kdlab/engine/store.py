@@ -108,6 +108,19 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def cast_floats(obj, dtype, keep_scalars: bool = False):
+    """``obj`` (a state dict, an optimizer state: tensors in dicts, lists and tuples) with every floating tensor
+    cast to ``dtype``; ``keep_scalars``: one-element tensors (Adam's ``step``) kept as they are."""
+    import torch
+    if isinstance(obj, torch.Tensor):
+        return obj.to(dtype) if obj.is_floating_point() and not (keep_scalars and obj.numel() == 1) else obj
+    if isinstance(obj, dict):
+        return type(obj)((k, cast_floats(v, dtype, keep_scalars)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(cast_floats(v, dtype, keep_scalars) for v in obj)
+    return obj
+
+
 def checkpoint_present(record) -> bool:
     """Whether a stored run's checkpoint is on this machine (or is a URL)."""
     ckpt = record.get('checkpoint')
@@ -182,7 +195,7 @@ class RunStore:
                              'file this machine trained', 'commit weights on the machine that trained the run')
         ckpt = _load_checkpoint(record['checkpoint'], map_location='cpu')
         state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
-        half = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
+        half = cast_floats(dict(state), torch.float16)
         path = self.run_dir(key) / COMMITTED_WEIGHTS
         tmp = path.with_suffix('.part')
         torch.save({'state_dict': half, 'meta': {'kdlab_run': key, 'name': record.get('name'),
@@ -210,7 +223,7 @@ class RunStore:
                                   'restore the file from git (git checkout -- <file>; git lfs pull where it is '
                                   'stored with LFS) or train the run again (--overwrite)')
         ckpt = torch.load(src, map_location='cpu', weights_only=True)
-        full = {k: (v.float() if v.is_floating_point() else v) for k, v in ckpt['state_dict'].items()}
+        full = cast_floats(dict(ckpt['state_dict']), torch.float32)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(f'.{os.getpid()}.part')
         torch.save({'state_dict': full, 'meta': dict(ckpt.get('meta') or {}, committed_weights=entry['sha256'])},

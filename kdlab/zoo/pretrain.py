@@ -47,7 +47,7 @@ MIN_TOP1_OVER_CHANCE = 3.0
 MEAN, STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / 'pretrained'
-SCHEME = 'kdlab://'
+from kdlab.compat import KDLAB_SCHEME as SCHEME  # noqa: E402  (registered with mmengine there, compat fix 9)
 
 
 # --------------------------------------------------------------------------------------------- images
