@@ -114,6 +114,27 @@ def test_park_refuses_a_finished_run_and_a_run_without_a_checkpoint(distillation
         parking.park(RunStore(tmp_path / 'r', tmp_path / 'w'), 'abc')
 
 
+def test_a_distillation_runs_committed_weights_are_its_students(distillation, tmp_path):
+    """commit-weights of a finished distillation run keeps the student (and the distiller's own modules), not
+    the frozen teacher, whose weights are its own run's: the file loads into the student as the checkpoint did."""
+    import torch
+    from mmengine.config import Config
+    from kdlab.analysis.features import build_detector, load_weights
+    store, cfg, key, whole = distillation
+    shutil.copytree(store.root / 'whole' / key, tmp_path / 'runs' / key)      # the module's store stays as it is
+    here = RunStore(tmp_path / 'runs', store.work_root / 'whole')
+    entry = here.commit_weights(key)
+    full = torch.load(whole['checkpoint'], map_location='cpu', weights_only=False)['state_dict']
+    half = torch.load(tmp_path / 'runs' / key / entry['file'], map_location='cpu', weights_only=False)['state_dict']
+    teacher = [k for k in full if k.startswith('teacher.')]
+    assert teacher and entry['teacher_dropped'] == len(teacher)
+    assert sorted(half) == sorted(k for k in full if not k.startswith('teacher.'))
+    student = build_detector(Config.fromfile(str(here.run_dir(key) / 'config.py')))
+    load_weights(student, str(tmp_path / 'runs' / key / entry['file']))
+    name, value = next((k, v) for k, v in student.state_dict().items() if v.is_floating_point())
+    assert torch.allclose(value, full['architecture.' + name].to(torch.float16).float())
+
+
 def test_a_parked_run_resumes_through_the_launcher_of_concurrent_runs(distillation, tmp_path):
     """``-w N`` and ``--gpus N`` train each run in its own torchrun process (kdlab.engine.launch): it unparks too."""
     from kdlab.engine.launch import launch

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-from kdlab.engine.store import RunStore, _sha256, atomic_write_text, cast_floats
+from kdlab.engine.store import RunStore, _sha256, atomic_write_text, cast_floats, without_teacher
 from kdlab.errors import KdlabError
 
 STATE = 'state.pth'
@@ -90,10 +90,8 @@ def park(store: RunStore, key: str) -> dict:
             if attempt == 4:
                 raise
             time.sleep(2)
-    state = ckpt['state_dict']
-    distiller = any(k.startswith('architecture.') for k in state)
-    dropped = [k for k in state if distiller and k.startswith('teacher.')]
-    ckpt['state_dict'] = cast_floats({k: v for k, v in state.items() if k not in dropped}, torch.float16)
+    state, dropped = without_teacher(ckpt['state_dict'])
+    ckpt['state_dict'] = cast_floats(state, torch.float16)
     if 'optimizer' in ckpt:
         ckpt['optimizer'] = cast_floats(ckpt['optimizer'], torch.bfloat16, keep_scalars=True)
     out = parked_dir(store, key)
@@ -111,7 +109,7 @@ def park(store: RunStore, key: str) -> dict:
     entry = {'key': key, 'epoch': int(meta.get('epoch', 0)), 'iteration': int(meta.get('iter', 0)),
              'checkpoint': source.name, 'from_checkpoint_sha256': source_digest,
              'sha256': _sha256(tmp / STATE), 'bytes': (tmp / STATE).stat().st_size,
-             'weights': WEIGHTS_DTYPE, 'optimizer': OPTIMIZER_DTYPE, 'teacher_dropped': len(dropped),
+             'weights': WEIGHTS_DTYPE, 'optimizer': OPTIMIZER_DTYPE, 'teacher_dropped': dropped,
              'parked': _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds'),
              'host': socket.gethostname()}
     atomic_write_text(tmp / META, json.dumps(entry, indent=2, sort_keys=True) + '\n')

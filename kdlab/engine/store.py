@@ -121,6 +121,15 @@ def cast_floats(obj, dtype, keep_scalars: bool = False):
     return obj
 
 
+def without_teacher(state: dict):
+    """A training state dict without a distillation run's frozen teacher (its ``teacher.*`` keys, when the
+    student's are ``architecture.*``; the teacher's weights are its own run's, loaded again whenever the
+    distiller is built), and how many keys were dropped."""
+    distiller = any(k.startswith('architecture.') for k in state)
+    kept = {k: v for k, v in state.items() if not (distiller and k.startswith('teacher.'))}
+    return kept, len(state) - len(kept)
+
+
 def checkpoint_present(record) -> bool:
     """Whether a stored run's checkpoint is on this machine (or is a URL)."""
     ckpt = record.get('checkpoint')
@@ -182,9 +191,9 @@ class RunStore:
 
     def commit_weights(self, key: str) -> dict:
         """Write run ``key``'s weights beside its record in half precision (``weights-fp16.pth``: the model's
-        state dict, floating tensors as float16, others as they are; no optimizer state) and record them in its
-        ``run.json`` as ``committed_weights`` (file, sha256, the digest of the checkpoint they came from).
-        Returns that entry."""
+        state dict, floating tensors as float16, others as they are; no optimizer state; a distillation run
+        without its frozen teacher, :func:`without_teacher`) and record them in its ``run.json`` as
+        ``committed_weights`` (file, sha256, the digest of the checkpoint they came from). Returns that entry."""
         import torch
         from mmengine.runner.checkpoint import _load_checkpoint
         record = self.load(key)
@@ -195,14 +204,16 @@ class RunStore:
                              'file this machine trained', 'commit weights on the machine that trained the run')
         ckpt = _load_checkpoint(record['checkpoint'], map_location='cpu')
         state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
-        half = cast_floats(dict(state), torch.float16)
+        state, dropped = without_teacher(dict(state))
+        half = cast_floats(state, torch.float16)
         path = self.run_dir(key) / COMMITTED_WEIGHTS
         tmp = path.with_suffix('.part')
         torch.save({'state_dict': half, 'meta': {'kdlab_run': key, 'name': record.get('name'),
                                                  'from_checkpoint_sha256': record.get('checkpoint_sha256')}}, tmp)
         os.replace(tmp, path)
         entry = {'file': COMMITTED_WEIGHTS, 'sha256': _sha256(path), 'dtype': 'float16',
-                 'from_checkpoint_sha256': record.get('checkpoint_sha256'), 'bytes': path.stat().st_size}
+                 'from_checkpoint_sha256': record.get('checkpoint_sha256'), 'bytes': path.stat().st_size,
+                 'teacher_dropped': dropped}
         on_disk = json.loads((self.run_dir(key) / 'run.json').read_text())
         on_disk['committed_weights'] = entry
         atomic_write_text(self.run_dir(key) / 'run.json', json.dumps(on_disk, indent=2, sort_keys=True) + '\n')

@@ -1,44 +1,8 @@
-2026/12/05 21:57:15 - mmengine - INFO - 
-------------------------------------------------------------
-System environment:
-    sys.platform: linux
-    Python: 3.11.7 (main, May  9 2026, 07:35:25) [GCC 12.2.0]
-    CUDA available: False
-    MUSA available: False
-    numpy_random_seed: 0
-    GCC: gcc (Debian 12.2.0-14+deb12u1) 12.2.0
-    PyTorch: 2.13.0+cpu
-    PyTorch compiling details: PyTorch built with:
-  - GCC 13.3
-  - C++ Version: 202002
-  - Intel(R) oneAPI Math Kernel Library Version 2024.2-Product Build 20240605 for Intel(R) 64 architecture applications
-  - Intel(R) MKL-DNN v3.12.0 (Git Hash 80afa71049cd69a3df32adcccb623b12cd7baa22)
-  - OpenMP 201511 (a.k.a. OpenMP 4.5)
-  - LAPACK is enabled (usually provided by MKL)
-  - NNPACK is enabled
-  - CPU capability usage: AVX512
-  - Build settings: BLAS_INFO=mkl, BUILD_TYPE=Release, COMMIT_SHA=cf30153c4c131c8164ee7798e5022d810682e2cb, CUDA_FLAGS= -DLIBCUDACXX_ENABLE_SIMPLIFIED_COMPLEX_OPERATIONS -Xfatbin -compress-all  -Wno-deprecated-gpu-targets --expt-extended-lambda -DCUB_WRAPPED_NAMESPACE=at_cuda_detail -DDISABLE_CUSPARSE_DEPRECATED -DCUDA_HAS_FP16=1 -D__CUDA_NO_HALF_OPERATORS__ -D__CUDA_NO_HALF_CONVERSIONS__ -D__CUDA_NO_HALF2_OPERATORS__ -D__CUDA_NO_BFLOAT16_CONVERSIONS__ -DC10_NODEPRECATED, CXX_COMPILER=/opt/rh/gcc-toolset-13/root/usr/bin/c++, CXX_FLAGS= -fvisibility-inlines-hidden -DUSE_PTHREADPOOL -DNDEBUG -DUSE_KINETO -DUSE_FBGEMM -DUSE_PYTORCH_QNNPACK -DSYMBOLICATE_MOBILE_DEBUG_HANDLE -O2 -fPIC -DC10_NODEPRECATED -Wall -Wextra -Werror=return-type -Werror=non-virtual-dtor -Werror=range-loop-construct -Werror=bool-operation -Wnarrowing -Wno-missing-field-initializers -Wno-unknown-pragmas -Wno-unused-parameter -Wno-strict-overflow -Wno-strict-aliasing -Wno-stringop-overflow -Wsuggest-override -Wno-psabi -Wno-error=old-style-cast -faligned-new -Wno-maybe-uninitialized -fno-math-errno -fno-trapping-math -Werror=format -Wno-dangling-reference -Wno-error=dangling-reference -Wno-stringop-overflow, LAPACK_INFO=mkl, PERF_WITH_AVX=1, PERF_WITH_AVX2=1, TORCH_VERSION=2.13.0, USE_CUDA=0, USE_CUDNN=OFF, USE_CUSPARSELT=OFF, USE_GFLAGS=OFF, USE_GLOG=OFF, USE_GLOO=ON, USE_MKL=ON, USE_MKLDNN=ON, USE_MPI=OFF, USE_NCCL=OFF, USE_NNPACK=ON, USE_OPENMP=ON, USE_ROCM=OFF, USE_ROCM_KERNEL_ASSERT=OFF, USE_XCCL=OFF, USE_XPU=OFF, 
-
-    OpenCV: 5.1.0
-    MMEngine: 0.10.7
-
-Runtime environment:
-    cudnn_benchmark: False
-    dist_cfg: {'backend': 'gloo'}
-    mp_cfg: {'mp_start_method': 'fork', 'opencv_num_threads': 0}
-    deterministic: False
-    seed: 0
-    Distributed launcher: pytorch
-    Distributed training: True
-    GPU number: 1
-------------------------------------------------------------
-
-2026/12/05 21:57:15 - mmengine - INFO - Config:
 auto_scale_lr=dict(
     base_batch_size=8,
     enable=False)
 custom_hooks=[
-    dict(scale=1.56993,
+    dict(scale=0.951429,
         source='the mini-v2 loss-scale rule, loss_scale.csv',
         type='DistillLossScaleHook'),
     ]
@@ -75,55 +39,16 @@ env_cfg=dict(
     mp_cfg=dict(
         mp_start_method='fork',
         opencv_num_threads=0))
-experiment_name='c24caf723d81902b-1'
 find_unused_parameters=True
 kdlab_method=dict(
-    loss_scale=1.56993,
-    method='dfmsd',
+    loss_scale=0.951429,
+    method='pkd',
     pairing='index',
     params=dict(
-        adv_eps=2.0,
-        adversarial=True,
-        alpha=5e-05,
-        beta=2.5e-05,
-        box_score_thr=0.3,
-        channel_mask_ratio=None,
-        crop_scale=(
-            0.7,
-            1.0,
-            ),
-        enh_normalize='batch',
-        mask_mode='top',
-        mask_ratio=None,
-        me=False,
-        me_boxes='teacher',
-        me_threshold=0.5,
-        noise_prob=0.5,
-        noise_sigma=15.0,
-        sal=True,
-        se_reduction=16,
-        sfa=True,
-        sfa_levels=(
-            'P1',
-            'P2',
-            'P3',
-            ),
-        sfa_weight=1.0,
-        student_kind='auto',
-        temperature=0.5),
+        loss_weight=10.0),
     student='retinanet_r50',
-    teacher='retinanet_r101')
+    teacher='retinanet_x101')
 kdlab_protocol='mini-v2'
-kdlab_stage=dict(
-    chain=[
-        'retinanet_r101',
-        'retinanet_x101',
-        ],
-    index=0,
-    init_from=None,
-    me=False,
-    num_stages=2,
-    teacher='retinanet_r101')
 kdlab_student_init='baseline'
 launcher='pytorch'
 load_from=None
@@ -251,79 +176,24 @@ model=dict(
         type='RetinaNet'),
     distiller=dict(
         distill_losses=dict(
-            loss_dfmsd_P3=dict(
-                alpha=5e-05,
-                beta=2.5e-05,
-                channel_mask_ratio=None,
-                enh_normalize='batch',
-                mask_mode='top',
-                mask_ratio=0.65,
-                se_reduction=16,
-                sfa=True,
-                sfa_weight=1.0,
-                student_channels=None,
-                teacher_channels=None,
-                temperature=0.5,
-                type='DFMSDLoss'),
-            loss_dfmsd_P4=dict(
-                alpha=5e-05,
-                beta=2.5e-05,
-                channel_mask_ratio=None,
-                enh_normalize='batch',
-                mask_mode='top',
-                mask_ratio=0.65,
-                se_reduction=16,
-                sfa=True,
-                sfa_weight=1.0,
-                student_channels=None,
-                teacher_channels=None,
-                temperature=0.5,
-                type='DFMSDLoss'),
-            loss_dfmsd_P5=dict(
-                alpha=5e-05,
-                beta=2.5e-05,
-                channel_mask_ratio=None,
-                enh_normalize='batch',
-                mask_mode='top',
-                mask_ratio=0.65,
-                se_reduction=16,
-                sfa=True,
-                sfa_weight=1.0,
-                student_channels=None,
-                teacher_channels=None,
-                temperature=0.5,
-                type='DFMSDLoss'),
-            loss_dfmsd_P6=dict(
-                alpha=5e-05,
-                beta=2.5e-05,
-                channel_mask_ratio=None,
-                enh_normalize='batch',
-                mask_mode='top',
-                mask_ratio=0.65,
-                se_reduction=16,
-                sfa=False,
-                sfa_weight=1.0,
-                student_channels=None,
-                teacher_channels=None,
-                temperature=0.5,
-                type='DFMSDLoss'),
-            loss_dfmsd_P7=dict(
-                alpha=5e-05,
-                beta=2.5e-05,
-                channel_mask_ratio=None,
-                enh_normalize='batch',
-                mask_mode='top',
-                mask_ratio=0.65,
-                se_reduction=16,
-                sfa=False,
-                sfa_weight=1.0,
-                student_channels=None,
-                teacher_channels=None,
-                temperature=0.5,
-                type='DFMSDLoss')),
-        enhance=None,
+            loss_pkd_P3=dict(
+                loss_weight=10.0,
+                resize_stu=True,
+                type='PKDLoss'),
+            loss_pkd_P4=dict(
+                loss_weight=10.0,
+                resize_stu=True,
+                type='PKDLoss'),
+            loss_pkd_P5=dict(
+                loss_weight=10.0,
+                resize_stu=True,
+                type='PKDLoss'),
+            loss_pkd_P6=dict(
+                loss_weight=10.0,
+                resize_stu=True,
+                type='PKDLoss')),
         loss_forward_mappings=dict(
-            loss_dfmsd_P3=dict(
+            loss_pkd_P3=dict(
                 preds_S=dict(
                     data_idx=0,
                     from_student=True,
@@ -332,7 +202,7 @@ model=dict(
                     data_idx=0,
                     from_student=False,
                     recorder='fpn')),
-            loss_dfmsd_P4=dict(
+            loss_pkd_P4=dict(
                 preds_S=dict(
                     data_idx=1,
                     from_student=True,
@@ -341,7 +211,7 @@ model=dict(
                     data_idx=1,
                     from_student=False,
                     recorder='fpn')),
-            loss_dfmsd_P5=dict(
+            loss_pkd_P5=dict(
                 preds_S=dict(
                     data_idx=2,
                     from_student=True,
@@ -350,22 +220,13 @@ model=dict(
                     data_idx=2,
                     from_student=False,
                     recorder='fpn')),
-            loss_dfmsd_P6=dict(
+            loss_pkd_P6=dict(
                 preds_S=dict(
                     data_idx=3,
                     from_student=True,
                     recorder='fpn'),
                 preds_T=dict(
                     data_idx=3,
-                    from_student=False,
-                    recorder='fpn')),
-            loss_dfmsd_P7=dict(
-                preds_S=dict(
-                    data_idx=4,
-                    from_student=True,
-                    recorder='fpn'),
-                preds_T=dict(
-                    data_idx=4,
                     from_student=False,
                     recorder='fpn'))),
         student_recorders=dict(
@@ -376,15 +237,17 @@ model=dict(
             fpn=dict(
                 source='neck',
                 type='ModuleOutputs')),
-        type='DFMSDDistiller'),
+        type='ConfigurableDistiller'),
     teacher=dict(
         _scope_='mmdet',
         backbone=dict(
             base_channels=24,
-            depth=34,
+            base_width=4,
+            depth=50,
             frozen_stages=1,
+            groups=16,
             init_cfg=dict(
-                checkpoint='kdlab://pretrained/r101-9b5cfbb8.pth',
+                checkpoint='kdlab://pretrained/x101-f1a487c1.pth',
                 type='Pretrained'),
             norm_cfg=dict(
                 requires_grad=True,
@@ -398,7 +261,7 @@ model=dict(
                 3,
                 ),
             style='pytorch',
-            type='ResNet'),
+            type='ResNeXt'),
         bbox_head=dict(
             anchor_generator=dict(
                 octave_base_scale=4,
@@ -462,10 +325,10 @@ model=dict(
         neck=dict(
             add_extra_convs='on_input',
             in_channels=[
-                24,
-                48,
                 96,
                 192,
+                384,
+                768,
                 ],
             num_outs=5,
             out_channels=64,
@@ -492,8 +355,8 @@ model=dict(
             sampler=dict(
                 type='PseudoSampler')),
         type='RetinaNet'),
-    teacher_ckpt='/root/.cache/kdlab/work/089b4945fe882f8a/committed-7619f9ca.pth',
-    type='DFMSDDistill')
+    teacher_ckpt='/root/.cache/kdlab/work/fea7fca05352ae96/epoch_48.pth',
+    type='FpnTeacherDistill')
 optim_wrapper=dict(
     clip_grad=dict(
         max_norm=10,
@@ -521,8 +384,8 @@ param_scheduler=[
 randomness=dict(
     deterministic=False,
     seed=0)
-resume=False
-teacher_run='089b4945fe882f8a'
+resume=True
+teacher_run='fea7fca05352ae96'
 test_cfg=dict(
     type='TestLoop')
 test_dataloader=dict(
@@ -601,7 +464,7 @@ test_evaluator=dict(
 train_cfg=dict(
     max_epochs=48,
     type='EpochBasedTrainLoop',
-    val_interval=1)
+    val_interval=48)
 train_dataloader=dict(
     batch_sampler=dict(
         type='AspectRatioBatchSampler'),
@@ -730,91 +593,4 @@ val_evaluator=dict(
         'AR_l@1000',
         ],
     type='CocoMetric')
-work_dir='/root/.cache/kdlab/work/c24caf723d81902b'
-2026/12/05 21:57:17 - mmengine - INFO - Hooks will be executed in the following order:
-before_run:
-(VERY_HIGH   ) RuntimeInfoHook                    
-(BELOW_NORMAL) LoggerHook                         
- -------------------- 
-before_train:
-(VERY_HIGH   ) RuntimeInfoHook                    
-(HIGH        ) DistillLossScaleHook               
-(NORMAL      ) IterTimerHook                      
-(VERY_LOW    ) CheckpointHook                     
- -------------------- 
-before_train_epoch:
-(VERY_HIGH   ) RuntimeInfoHook                    
-(NORMAL      ) IterTimerHook                      
-(NORMAL      ) DistSamplerSeedHook                
- -------------------- 
-before_train_iter:
-(VERY_HIGH   ) RuntimeInfoHook                    
-(NORMAL      ) IterTimerHook                      
- -------------------- 
-after_train_iter:
-(VERY_HIGH   ) RuntimeInfoHook                    
-(NORMAL      ) IterTimerHook                      
-(BELOW_NORMAL) LoggerHook                         
-(LOW         ) ParamSchedulerHook                 
-(VERY_LOW    ) CheckpointHook                     
- -------------------- 
-after_train_epoch:
-(NORMAL      ) IterTimerHook                      
-(LOW         ) ParamSchedulerHook                 
-(VERY_LOW    ) CheckpointHook                     
- -------------------- 
-before_val:
-(VERY_HIGH   ) RuntimeInfoHook                    
- -------------------- 
-before_val_epoch:
-(NORMAL      ) IterTimerHook                      
- -------------------- 
-before_val_iter:
-(NORMAL      ) IterTimerHook                      
- -------------------- 
-after_val_iter:
-(NORMAL      ) IterTimerHook                      
-(NORMAL      ) DetVisualizationHook               
-(BELOW_NORMAL) LoggerHook                         
- -------------------- 
-after_val_epoch:
-(VERY_HIGH   ) RuntimeInfoHook                    
-(NORMAL      ) IterTimerHook                      
-(BELOW_NORMAL) LoggerHook                         
-(LOW         ) ParamSchedulerHook                 
-(VERY_LOW    ) CheckpointHook                     
- -------------------- 
-after_val:
-(VERY_HIGH   ) RuntimeInfoHook                    
- -------------------- 
-after_train:
-(VERY_HIGH   ) RuntimeInfoHook                    
-(VERY_LOW    ) CheckpointHook                     
- -------------------- 
-before_test:
-(VERY_HIGH   ) RuntimeInfoHook                    
- -------------------- 
-before_test_epoch:
-(NORMAL      ) IterTimerHook                      
- -------------------- 
-before_test_iter:
-(NORMAL      ) IterTimerHook                      
- -------------------- 
-after_test_iter:
-(NORMAL      ) IterTimerHook                      
-(NORMAL      ) DetVisualizationHook               
-(BELOW_NORMAL) LoggerHook                         
- -------------------- 
-after_test_epoch:
-(VERY_HIGH   ) RuntimeInfoHook                    
-(NORMAL      ) IterTimerHook                      
-(BELOW_NORMAL) LoggerHook                         
- -------------------- 
-after_test:
-(VERY_HIGH   ) RuntimeInfoHook                    
- -------------------- 
-after_run:
-(BELOW_NORMAL) LoggerHook                         
- -------------------- 
-2026/12/05 21:57:17 - mmengine - INFO - load model from: kdlab://pretrained/r50-86e359df.pth
-2026/12/05 21:57:17 - mmengine - INFO - Loads checkpoint by _checkpoint backend from path: kdlab://pretrained/r50-86e359df.pth
+work_dir='/root/.cache/kdlab/work/1180e390b0b3cb2a'
