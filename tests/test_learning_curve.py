@@ -203,6 +203,27 @@ def test_the_calibration_report_reads_the_ladder_and_the_leads_from_the_results(
     assert '1 of 2 measured' in text and '| +1.5 | not met | leaderboard |' in text
 
 
+def test_the_calibration_report_shows_the_cell_with_its_conclusion_check(monkeypatch):
+    """The leaderboard cell's section: each method's gain with its seed sd beside the papers', and the verdict of
+    the board's conclusion check (a method reported with the wrong sign makes it disagree)."""
+    import math
+    import pandas as pd
+    from kdlab.engine import calibration
+    from kdlab.engine.leaderboard import board_check
+    frame = pd.DataFrame([
+        dict(student='s', teacher='t', method='baseline', seeds=2, mAP=50.0, mAP_sd=0.3, gain=math.nan,
+             gain_sd=math.nan, **{'gain paper': math.nan}, status='partial 2/3', note='', paper=''),
+        dict(student='s', teacher='t', method='pkd', seeds=2, mAP=53.3, mAP_sd=0.4, gain=3.3, gain_sd=0.4,
+             **{'gain paper': 3.4}, status='partial 2/3', note='', paper='pkd'),
+        dict(student='s', teacher='t', method='mgd', seeds=1, mAP=49.0, mAP_sd=math.nan, gain=-1.0,
+             gain_sd=math.nan, **{'gain paper': 3.6}, status='partial 1/3', note='', paper='mgd')])
+    monkeypatch.setattr(calibration, 'cell_board', lambda **kw: (frame, board_check(frame)))
+    text = '\n'.join(calibration._cell_section('v2'))
+    assert '| pkd | 2 | 53.3 +- 0.40 | +3.3 +- 0.40 | +3.4 | partial 2/3 |' in text
+    assert '| mgd | 1 | 49.0 | -1.0 | +3.6 | partial 1/3 |' in text
+    assert 'Conclusion check: partly: signs agree in 1/2' in text
+
+
 def test_the_readme_shows_the_committed_calibration(monkeypatch):
     """The README's calibration block is what `kdlab calibrate --report` makes of the committed files (the
     committed run store, not a test session's)."""

@@ -364,6 +364,38 @@ def _loss_scale_section(protocol: str, full: bool) -> List[str]:
             'r mini):', '', to_markdown(pd.DataFrame(rows))]
 
 
+def cell_board(pair=COST_CELL, seeds: Sequence[int] = (0, 1, 2), protocol: str = 'v2', store=None):
+    """The leaderboard cell ``pair`` under ``protocol`` as far as it is stored (nothing trained): the board
+    (:func:`kdlab.engine.leaderboard.board`: per method its mAP and gain over the baseline, mean and sd over the
+    stored seeds, beside the papers' gain for the pair) and its conclusion check
+    (:func:`kdlab.engine.leaderboard.board_check`)."""
+    from kdlab.engine.leaderboard import board, board_check, plan_board
+    from kdlab.engine.store import RunStore
+    from kdlab.zoo import scale_label, under_protocol
+    with under_protocol(protocol):
+        plans, unavailable = plan_board([tuple(pair)], None, seeds=seeds, scale='mini')
+        frame = board(plans, unavailable, store or RunStore(), seeds)
+        frame.attrs.update(scale='mini', label=scale_label('mini'))
+    return frame, board_check(frame)
+
+
+def _cell_section(protocol: str) -> List[str]:
+    import pandas as pd
+    from kdlab.engine.conclusions import to_markdown
+    frame, check = cell_board(protocol=protocol)
+    rows = [{'method': r['method'], 'seeds': int(r['seeds']), 'mAP': _fmt(r['mAP']) + (
+                f' +- {_fmt(r["mAP_sd"], ".2f")}' if _fmt(r['mAP_sd']) else ''),
+             'gain': _fmt(r['gain'], '+.1f') + (f' +- {_fmt(r["gain_sd"], ".2f")}' if _fmt(r['gain_sd']) else ''),
+             'gain paper': _fmt(r['gain paper'], '+.1f'), 'status': r['status']}
+            for r in frame.to_dict('records')]
+    verdict = check.iloc[0]['verdict'] if len(check) else 'nothing to compare yet'
+    return [f'The leaderboard cell {COST_CELL[0]} <- {COST_CELL[1]} as far as it is stored (mean +- sd over the '
+            'stored seeds of 0-2; gain: over the baseline student of the same seed; gain paper: what the papers '
+            'report for the pair on COCO, `kdlab.engine.leaderboard.reported_gains`; '
+            '`results/leaderboard/leaderboard_mini_v2.csv` names the sources). Conclusion check: ' + verdict + '.',
+            '', to_markdown(pd.DataFrame(rows))]
+
+
 def _cost_section(protocol: str) -> List[str]:
     from kdlab.engine.conclusions import to_markdown
     cost = cell_cost(protocol=protocol)
@@ -384,7 +416,8 @@ def report(protocol: str = 'v2', root: Optional[Path] = None, *, full: bool = Tr
     (``finals.csv``); the ladder per detector family (the stored 1x mAPs in the stand-ins' order); every
     teacher-student pair's lead (``gaps.csv``); the loss-scale rule's ratios (``loss_scale.csv``, rows measured on
     other stand-ins marked stale; ``full=False``, the README's: only the leaderboard cell's pairs); under v2, the
-    cost of one seed of the leaderboard cell (:func:`cell_cost`, from the stored run records)."""
+    leaderboard cell as far as it is stored (:func:`cell_board`) and the cost of one seed of it
+    (:func:`cell_cost`), from the stored run records."""
     import pandas as pd
     from kdlab.engine.report import results_dir
     out = results_dir(f'mini_{protocol}', root)
@@ -404,7 +437,7 @@ def report(protocol: str = 'v2', root: Optional[Path] = None, *, full: bool = Tr
         parts += _gaps_section(gaps)
     parts += _loss_scale_section(protocol, full)
     if protocol == 'v2':
-        parts += _cost_section(protocol)
+        parts += _cell_section(protocol) + _cost_section(protocol)
     return '\n'.join(parts)
 
 
