@@ -355,3 +355,22 @@ def test_run_all_in_a_notebook_is_safe_an_interrupt_stops_cleanly_and_says_what_
     assert f'stopped: 0 of {len(job.runs())} runs are stored; running this again resumes' in out
     with pytest.raises(KeyboardInterrupt):
         job.run(progress=False)                     # the CLI's default: the interrupt propagates
+
+
+def test_a_board_for_some_methods_keeps_the_stored_boards_other_cells(tmp_path):
+    """`kdlab leaderboard --methods dcsf_kd` writes its cells over the stored board, not the board over."""
+    import math
+    import pandas as pd
+    from kdlab.engine.leaderboard import merge_board
+    row = dict(student='s', teacher='t', seeds=1, mAP_sd=math.nan, gain_sd=math.nan, status='finished', note='')
+    stored = pd.DataFrame([dict(row, method='baseline', mAP=50.0, gain=math.nan, **{'gain paper': math.nan}, paper=''),
+                           dict(row, method='pkd', mAP=53.0, gain=3.0, **{'gain paper': 3.4}, paper='p'),
+                           dict(row, method='dcsf_kd', mAP=math.nan, gain=math.nan, **{'gain paper': 3.6}, paper='d',
+                                seeds=0, status='pending')])
+    stored.to_csv(tmp_path / 'board.csv', index=False)
+    call = pd.DataFrame([dict(row, method='baseline', mAP=50.0, gain=math.nan, **{'gain paper': math.nan}, paper=''),
+                         dict(row, method='dcsf_kd', mAP=54.0, gain=4.0, **{'gain paper': 3.6}, paper='d')])
+    merged = merge_board(tmp_path / 'board.csv', call)
+    assert list(merged['method']) == ['baseline', 'dcsf_kd', 'pkd']            # the board's order: by gain
+    assert merged.set_index('method').loc['dcsf_kd', 'status'] == 'finished'
+    assert merge_board(tmp_path / 'none.csv', call) is call

@@ -197,15 +197,19 @@ def board(plans, unavailable, store: RunStore, seeds: Sequence[int]):
     said = _papers_say((r['student'], r['teacher']) for r in records)
     for r in records:
         r['gain paper'], r['paper'] = said[(r['student'], r['teacher'])].get(r['method'], (math.nan, ''))
-    order = {'teacher': 0, 'baseline': 1}
-    frame = pd.DataFrame.from_records(records, columns=['student', 'teacher', 'method', 'seeds', 'mAP', 'mAP_sd',
-                                                        'gain', 'gain_sd', 'gain paper', 'status', 'note', 'paper'])
-    frame['_o'] = [order.get(m, 2) for m in frame['method']]
-    frame['_g'] = frame['gain'].fillna(-math.inf)
-    frame = frame.sort_values(['student', 'teacher', '_o', '_g'], ascending=[True, True, True, False])
-    frame = frame.drop(columns=['_o', '_g']).reset_index(drop=True)
+    frame = _in_board_order(pd.DataFrame.from_records(records, columns=[
+        'student', 'teacher', 'method', 'seeds', 'mAP', 'mAP_sd', 'gain', 'gain_sd', 'gain paper', 'status', 'note',
+        'paper']))
     frame.attrs.update(seeds=list(seeds))
     return frame
+
+
+def _in_board_order(frame):
+    """Per pair: the teacher, the baseline, then the methods by mean gain, largest first (not run yet: last)."""
+    order = {'teacher': 0, 'baseline': 1}
+    frame = frame.assign(_o=[order.get(m, 2) for m in frame['method']], _g=frame['gain'].fillna(-math.inf))
+    frame = frame.sort_values(['student', 'teacher', '_o', '_g'], ascending=[True, True, True, False])
+    return frame.drop(columns=['_o', '_g']).reset_index(drop=True)
 
 
 def plot_board(frame):
@@ -248,6 +252,21 @@ def leaderboard(pairs=DEFAULT_PAIRS, methods=None, seeds=(0, 1, 2), scale: str =
     return frame
 
 
+def merge_board(path: Path, frame):
+    """``frame`` (this call's board) written over the board stored at ``path``: this call's cells (student,
+    teacher, method) replace theirs, the stored board's other cells are kept (a call for one method or pair
+    does not drop the rest of the board); the board's order as :func:`board` sorts it."""
+    import pandas as pd
+    if not path.is_file():
+        return frame
+    stored = pd.read_csv(path, keep_default_na=False, na_values=[''])
+    cells = set(zip(frame['student'], frame['teacher'], frame['method']))
+    kept = stored[[c not in cells for c in zip(stored['student'], stored['teacher'], stored['method'])]]
+    merged = _in_board_order(pd.concat([kept, frame], ignore_index=True)[list(frame.columns)])
+    merged.attrs.update(frame.attrs)
+    return merged
+
+
 def main(args) -> int:
     pairs = [parse_pair(p) for p in args.pairs] if args.pairs else DEFAULT_PAIRS
     frame = leaderboard(pairs, args.methods, args.seeds, args.scale, store=RunStore(args.results) if args.results
@@ -256,6 +275,7 @@ def main(args) -> int:
     from kdlab.zoo import scale_label
     out = Path(args.out) if args.out else repo_root() / 'results' / 'leaderboard'
     path = out / f'leaderboard_{scale_label(args.scale)}.csv'     # mini v2 beside v1's, never over it
+    frame = merge_board(path, frame)
     atomic_write_text(path, frame.to_csv(index=False))
     check = board_check(frame)
     print('\nconclusion check (gains against the papers\' for each pair; `paper`: the sources; '
