@@ -121,12 +121,16 @@ def cast_floats(obj, dtype, keep_scalars: bool = False):
     return obj
 
 
+#: the state-dict prefixes of a distillation's frozen teachers: mmrazor's teacher, DFMSD's box teacher
+FROZEN_TEACHERS = ('teacher.', 'box_teacher.')
+
+
 def without_teacher(state: dict):
-    """A training state dict without a distillation run's frozen teacher (its ``teacher.*`` keys, when the
-    student's are ``architecture.*``; the teacher's weights are its own run's, loaded again whenever the
-    distiller is built), and how many keys were dropped."""
+    """A training state dict without a distillation run's frozen teachers (its ``teacher.*`` keys and a DFMSD
+    stage's ``box_teacher.*``, when the student's are ``architecture.*``: each teacher's weights are its own
+    run's, loaded again whenever the distiller is built), and how many keys were dropped."""
     distiller = any(k.startswith('architecture.') for k in state)
-    kept = {k: v for k, v in state.items() if not (distiller and k.startswith('teacher.'))}
+    kept = {k: v for k, v in state.items() if not (distiller and k.startswith(FROZEN_TEACHERS))}
     return kept, len(state) - len(kept)
 
 
