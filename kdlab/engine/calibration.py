@@ -233,6 +233,11 @@ def _fmt(v, spec: str = '.1f') -> str:
     return format(float(v), spec)
 
 
+def _with_sd(value, sd, spec: str = '.1f') -> str:
+    """``value +- sd`` (the sd to two decimals), or the value alone where there is no sd (one seed)."""
+    return _fmt(value, spec) + (f' +- {_fmt(sd, ".2f")}' if _fmt(sd) else '')
+
+
 def _rung(backbone: str):
     rungs = [b for ladder in LADDERS for b in ladder]
     return (rungs.index(backbone) if backbone in rungs else len(rungs), backbone)
@@ -304,7 +309,7 @@ def _baselines_section(cal, finals) -> List[str]:
             m, sd, n = r.get(f'mAP_{s}'), r.get(f'sd_{s}'), int(r.get(f'seeds_{s}') or 0)
             if not n:
                 return ''
-            return _fmt(m) + (f' +- {_fmt(sd, ".2f")}' if _fmt(sd) else '') + f' ({n} seed{"s" * (n > 1)})'
+            return _with_sd(m, sd) + f' ({n} seed{"s" * (n > 1)})'
         rule = r.get('meets_rule')
         rows.append({'baseline': r['detector'], '1x mAP': cell('1x'), '2x mAP': cell('2x'),
                      '1x -> 2x': _fmt(r.get('gain_1x_to_2x'), '+.1f'),
@@ -366,16 +371,13 @@ def _loss_scale_section(protocol: str, full: bool) -> List[str]:
 
 def cell_board(pair=COST_CELL, seeds: Sequence[int] = (0, 1, 2), protocol: str = 'v2', store=None):
     """The leaderboard cell ``pair`` under ``protocol`` as far as it is stored (nothing trained): the board
-    (:func:`kdlab.engine.leaderboard.board`: per method its mAP and gain over the baseline, mean and sd over the
-    stored seeds, beside the papers' gain for the pair) and its conclusion check
+    (:func:`kdlab.engine.leaderboard.leaderboard` with ``train=False``: per method its mAP and gain over the
+    baseline, mean and sd over the stored seeds, beside the papers' gain for the pair) and its conclusion check
     (:func:`kdlab.engine.leaderboard.board_check`)."""
-    from kdlab.engine.leaderboard import board, board_check, plan_board
-    from kdlab.engine.store import RunStore
-    from kdlab.zoo import scale_label, under_protocol
+    from kdlab.engine.leaderboard import board_check, leaderboard
+    from kdlab.zoo import under_protocol
     with under_protocol(protocol):
-        plans, unavailable = plan_board([tuple(pair)], None, seeds=seeds, scale='mini')
-        frame = board(plans, unavailable, store or RunStore(), seeds)
-        frame.attrs.update(scale='mini', label=scale_label('mini'))
+        frame = leaderboard([tuple(pair)], None, seeds, 'mini', store=store, train=False, progress=False)
     return frame, board_check(frame)
 
 
@@ -383,10 +385,9 @@ def _cell_section(protocol: str) -> List[str]:
     import pandas as pd
     from kdlab.engine.conclusions import to_markdown
     frame, check = cell_board(protocol=protocol)
-    rows = [{'method': r['method'], 'seeds': int(r['seeds']), 'mAP': _fmt(r['mAP']) + (
-                f' +- {_fmt(r["mAP_sd"], ".2f")}' if _fmt(r['mAP_sd']) else ''),
-             'gain': _fmt(r['gain'], '+.1f') + (f' +- {_fmt(r["gain_sd"], ".2f")}' if _fmt(r['gain_sd']) else ''),
-             'gain paper': _fmt(r['gain paper'], '+.1f'), 'status': r['status']}
+    rows = [{'method': r['method'], 'seeds': int(r['seeds']), 'mAP': _with_sd(r['mAP'], r['mAP_sd']),
+             'gain': _with_sd(r['gain'], r['gain_sd'], '+.1f'), 'gain paper': _fmt(r['gain paper'], '+.1f'),
+             'status': r['status']}
             for r in frame.to_dict('records')]
     verdict = check.iloc[0]['verdict'] if len(check) else 'nothing to compare yet'
     return [f'The leaderboard cell {COST_CELL[0]} <- {COST_CELL[1]} as far as it is stored (mean +- sd over the '
