@@ -113,6 +113,26 @@ def test_pretraining_never_resumes_another_stand_ins_state(pretrained_dir, tmp_p
     assert not (pretrained_dir / first['file']).exists()            # the replaced weights are gone
 
 
+def test_the_swin_recipe_warms_up_on_silhouettes(pretrained_dir, tmp_path, monkeypatch):
+    """Swin's part of the recipe: silhouettes first, then pool images rising to all; the ResNets have none, and a
+    state trained with another warm-up is not resumed."""
+    from kdlab.zoo import pretrain
+    assert set(pretrain.SILHOUETTE_WARMUP) == {'swin_t', 'swin_s'}
+    image, label = pretrain.render_silhouette(3)
+    again, _ = pretrain.render_silhouette(3)
+    assert np.array_equal(image, again) and set(np.unique(image)) == {0, 255} and 0 <= label < len(pretrain.CLASSES)
+    assert not np.array_equal(image, pretrain.render_silhouette(4)[0])
+    mix = [pretrain.silhouettes_in_batch(step, 64, (300, 1200)) for step in (0, 299, 300, 900, 1500, 4000)]
+    assert mix == [64, 64, 64, 32, 0, 0]
+    kwargs = dict(epochs=1, train_images=64, val_images=32, batch=32, progress=False, cache=tmp_path / 'state',
+                  min_over_chance=0)
+    plain = pretrain.pretrain('r18', **kwargs)
+    assert 'silhouette_warmup' not in plain                        # the ResNets' recipe as it was
+    monkeypatch.setattr(pretrain, 'SILHOUETTE_IMAGES', 50)
+    warmed = pretrain.pretrain('r18', silhouette_warmup=(1, 1), **kwargs)     # not the plain state resumed
+    assert warmed['silhouette_warmup'] == [1, 1] and warmed['sha256'] != plain['sha256']
+
+
 def test_a_backbone_that_learnt_nothing_is_not_called_pretrained(pretrained_dir, tmp_path):
     """A stand-in at chance after its recipe (the Swin ones) raises, naming its state, and writes no weights."""
     from kdlab.errors import KdlabError

@@ -43,6 +43,16 @@ TRAIN_IMAGES, EPOCHS, BATCH, LR = 32000, 16, 64, 2e-3
 #: Weights are written only above this multiple of chance top-1: a stand-in that learnt nothing (the Swin ones with
 #: the committed recipe, docs/mini_v2.md) is not called pretrained.
 MIN_TOP1_OVER_CHANCE = 3.0
+#: Per-architecture part of the recipe, ``backbone -> (steps, ramp)``: the first ``steps`` steps of the schedule draw
+#: silhouettes (:func:`render_silhouette`) instead of pool images, then the share of pool images in each batch rises
+#: linearly to all of it over ``ramp`` steps; the schedule's length, optimizer and learning rate stay the recipe's.
+#: Why the Swin stand-ins (docs/mini_v2.md, "The Swin stand-ins"): on the ResNets' recipe they stay at chance
+#: (ten epochs, four learning rates, a convolutional stem tried), while learning silhouettes at once; the papers'
+#: Swin backbones were not pretrained with ResNet's ImageNet recipe either (Swin's own: 300 epochs, heavy
+#: augmentation). 300 / 1,200 steps are the first values tried (2026-12-06), not tuned. ``--silhouette-warmup``.
+SILHOUETTE_WARMUP = {'swin_t': (300, 1200), 'swin_s': (300, 1200)}
+#: The silhouettes the warm-up draws from.
+SILHOUETTE_IMAGES = 10000
 #: The mini detectors' input normalisation (kdlab.zoo.mini_model), here in RGB.
 MEAN, STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
 
@@ -53,20 +63,49 @@ from kdlab.compat import KDLAB_SCHEME as SCHEME  # noqa: E402  (registered with 
 # --------------------------------------------------------------------------------------------- images
 def render_example(split: str, index: int, *, size: int = IMAGE_SIZE, seed: int = 0):
     """``(uint8 size x size x 3 RGB image, class index)`` of example ``index`` of ``split`` ('train', 'val')."""
-    from kdlab.data.scenes import SceneSpec, clutter_mask, draw_object, polygon_mask, scene_background
-    from kdlab.data.synthetic import shape_polygon
+    from kdlab.data.scenes import SceneSpec, clutter_mask, draw_object, scene_background
     rng = np.random.default_rng([seed, {'train': 0, 'val': 1}[split], index, 7])
     label = int(rng.integers(len(CLASSES)))
     canvas, _ = scene_background(rng, SceneSpec(), size, size)     # the scenes' mix of backgrounds
     for _ in range(int(rng.integers(0, 4))):
         draw_object(rng, canvas, clutter_mask(rng, size, size, thin=False))
-    extent = rng.uniform(0.45, 0.95) * size
-    cx, cy = (rng.uniform(extent * 0.4, size - extent * 0.4) for _ in range(2))
-    mask = polygon_mask(shape_polygon(CLASSES[label], cx, cy, extent, rng.uniform(0, 2 * math.pi)), size, size)
+    mask = _placed_shape(rng, label, size)
     draw_object(rng, canvas, mask)
     for _ in range(int(rng.integers(0, 3))):
         draw_object(rng, canvas, clutter_mask(rng, size, size, thin=True))
     return np.clip(canvas, 0, 255).astype(np.uint8), label
+
+
+def _placed_shape(rng, label: int, size: int):
+    """The mask of shape ``CLASSES[label]`` at a random scale (0.45-0.95 of the image), position and angle."""
+    from kdlab.data.scenes import polygon_mask
+    from kdlab.data.synthetic import shape_polygon
+    extent = rng.uniform(0.45, 0.95) * size
+    cx, cy = (rng.uniform(extent * 0.4, size - extent * 0.4) for _ in range(2))
+    return polygon_mask(shape_polygon(CLASSES[label], cx, cy, extent, rng.uniform(0, 2 * math.pi)), size, size)
+
+
+def render_silhouette(index: int, *, size: int = IMAGE_SIZE, seed: int = 0):
+    """``(uint8 image, class index)``: example ``index`` of the silhouette warm-up (:data:`SILHOUETTE_WARMUP`), the
+    shape alone, white on black, placed as :func:`render_example` places it; no background, texture or clutter."""
+    rng = np.random.default_rng([seed, 2, index, 7])
+    label = int(rng.integers(len(CLASSES)))
+    image = np.zeros((size, size, 3), np.uint8)
+    image[_placed_shape(rng, label, size) > 0] = 255
+    return image, label
+
+
+def silhouette_pool(count: int, seed: int = 0):
+    """``(uint8 N x 64 x 64 x 3, int64 N)``: silhouettes ``0..count-1`` (a second each thousand; not cached)."""
+    data = [render_silhouette(i, seed=seed) for i in range(count)]
+    return np.stack([d[0] for d in data]), np.array([d[1] for d in data], np.int64)
+
+
+def silhouettes_in_batch(step: int, batch: int, warmup) -> int:
+    """How many of step ``step``'s ``batch`` images are silhouettes under ``warmup = (steps, ramp)``: all of them
+    for the first ``steps`` steps, then linearly fewer, none from step ``steps + ramp`` on."""
+    start, ramp = warmup
+    return batch - int(round(batch * min(1.0, max(0.0, (step - start) / max(1, ramp)))))
 
 
 def image_pool(split: str, count: int, seed: int = 0, progress: bool = True):
@@ -170,15 +209,21 @@ def architecture(backbone: str) -> str:
 def pretrain(backbone: str, *, epochs: int = EPOCHS, train_images: int = TRAIN_IMAGES, batch: int = BATCH,
              lr: float = LR, val_images: int = VAL_IMAGES, seed: int = 0, out_dir: Optional[Path] = None,
              progress: bool = True, cache: Optional[Path] = None,
-             min_over_chance: float = MIN_TOP1_OVER_CHANCE) -> dict:
+             min_over_chance: float = MIN_TOP1_OVER_CHANCE, silhouette_warmup='recipe') -> dict:
     """Pretrain ``backbone``; returns its index entry (and writes its weights to ``out_dir``).
 
     An interrupted call resumes from the last finished epoch in ``cache`` (default
     ``~/.cache/kdlab/pretrain/<backbone>/``). A final top-1 below ``min_over_chance`` times chance raises
-    instead of writing weights."""
+    instead of writing weights. ``silhouette_warmup``: ``(steps, ramp)``, ``None`` for none, or ``'recipe'``:
+    the backbone's entry in :data:`SILHOUETTE_WARMUP` (none for the ResNets)."""
     import torch
+    if silhouette_warmup == 'recipe':
+        silhouette_warmup = SILHOUETTE_WARMUP.get(backbone)
     settings = dict(epochs=epochs, train_images=train_images, batch=batch, lr=lr, seed=seed,
                     image_size=IMAGE_SIZE, val_images=val_images)
+    if silhouette_warmup:                    # only then: the ResNets' settings (and resume keys) stay as they were
+        settings['silhouette_warmup'] = [int(v) for v in silhouette_warmup]
+        shapes_x, shapes_y = silhouette_pool(SILHOUETTE_IMAGES, seed)
     # a state is resumed only by the same recipe on the same stand-in (v2's X101 is not v1's)
     resume_key = dict(settings, architecture=architecture(backbone))
     train_x, train_y = image_pool('train', train_images, seed, progress)
@@ -213,11 +258,18 @@ def pretrain(backbone: str, *, epochs: int = EPOCHS, train_images: int = TRAIN_I
         g = torch.Generator().manual_seed(seed * 1000 + epoch)
         order = torch.randperm(train_images, generator=g)
         for i in range(per_epoch):
-            idx = order[i * batch:(i + 1) * batch]
-            x = to_tensor(train_x[idx.numpy()])
+            idx = order[i * batch:(i + 1) * batch].numpy()
+            images, labels = train_x[idx], train_y[idx]
+            if silhouette_warmup:
+                shapes = silhouettes_in_batch(epoch * per_epoch + i, len(idx), silhouette_warmup)
+                if shapes:
+                    pick = torch.randint(len(shapes_y), (shapes,), generator=g).numpy()
+                    images = np.concatenate([images[shapes:], shapes_x[pick]])
+                    labels = np.concatenate([labels[shapes:], shapes_y[pick]])
+            x = to_tensor(images)
             flip = torch.rand(len(idx), generator=g) < 0.5
             x[flip] = x[flip].flip(3)
-            loss = loss_fn(model(x), torch.as_tensor(train_y[idx.numpy()]))
+            loss = loss_fn(model(x), torch.as_tensor(labels))
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -328,8 +380,10 @@ def main(args) -> int:
     for name in names:
         out_dir = Path(args.out_dir) if args.out_dir else None
         cache = out_dir / 'cache' / name if out_dir else None     # a trial never resumes the committed recipe's state
-        entry = pretrain(name, epochs=args.epochs, train_images=args.train_images, progress=not args.quiet,
-                         out_dir=out_dir, cache=cache)
+        warmup = 'recipe' if args.silhouette_warmup is None else (tuple(args.silhouette_warmup)
+                                                                  if any(args.silhouette_warmup) else None)
+        entry = pretrain(name, epochs=args.epochs, train_images=args.train_images, lr=args.lr,
+                         progress=not args.quiet, out_dir=out_dir, cache=cache, silhouette_warmup=warmup)
         print(f"{name}: top-1 {entry['top1']:.1f}% after {len(entry['history'])} epochs, "
               f"{entry['seconds'] / 60:.1f} min -> {(out_dir or PRETRAINED_DIR) / entry['file']}")
     return 0
@@ -340,7 +394,12 @@ def register(sub) -> None:
     p.add_argument('backbones', nargs='*', help='mini backbones (default: all)')
     p.add_argument('--epochs', type=int, default=EPOCHS)
     p.add_argument('--train-images', type=int, default=TRAIN_IMAGES)
+    p.add_argument('--lr', type=float, default=LR, help=f'peak learning rate of AdamW at batch {BATCH} '
+                   '(default %(default)s)')
     p.add_argument('--out-dir', help='write the weights and their index here instead of kdlab/zoo/pretrained '
                    '(a calibration trial: `kdlab calibrate --trial DETECTOR --pretrained FILE`)')
+    p.add_argument('--silhouette-warmup', type=int, nargs=2, metavar=('STEPS', 'RAMP'),
+                   help='silhouettes only for STEPS steps, then pool images rising to all over RAMP steps (default: '
+                   'the backbone\'s recipe, SILHOUETTE_WARMUP: Swin 300 1200, ResNets none; 0 0: none)')
     p.add_argument('--quiet', action='store_true')
     p.set_defaults(func=main)
