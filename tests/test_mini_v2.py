@@ -127,7 +127,8 @@ def test_the_swin_recipe_warms_up_on_silhouettes(pretrained_dir, tmp_path, monke
     kwargs = dict(epochs=1, train_images=64, val_images=32, batch=32, progress=False, cache=tmp_path / 'state',
                   min_over_chance=0)
     plain = pretrain.pretrain('r18', **kwargs)
-    assert 'silhouette_warmup' not in plain                        # the ResNets' recipe as it was
+    assert 'silhouette_warmup' not in plain and plain['lr'] == pretrain.LR    # the ResNets' recipe as it was
+    assert all(pretrain.LEARNING_RATE[b] < pretrain.LR for b in pretrain.SILHOUETTE_WARMUP)   # Swin's own rate
     monkeypatch.setattr(pretrain, 'SILHOUETTE_IMAGES', 50)
     warmed = pretrain.pretrain('r18', silhouette_warmup=(1, 1), **kwargs)     # not the plain state resumed
     assert warmed['silhouette_warmup'] == [1, 1] and warmed['sha256'] != plain['sha256']
