@@ -100,7 +100,7 @@ def render_silhouette(index: int, *, size: int = IMAGE_SIZE, seed: int = 0):
 
 
 def silhouette_pool(count: int, seed: int = 0):
-    """``(uint8 N x 64 x 64 x 3, int64 N)``: silhouettes ``0..count-1`` (a second each thousand; not cached)."""
+    """``(uint8 N x 64 x 64 x 3, int64 N)``: silhouettes ``0..count-1`` (0.15 s a thousand; not cached)."""
     data = [render_silhouette(i, seed=seed) for i in range(count)]
     return np.stack([d[0] for d in data]), np.array([d[1] for d in data], np.int64)
 
