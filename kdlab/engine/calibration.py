@@ -369,6 +369,41 @@ def _loss_scale_section(protocol: str, full: bool) -> List[str]:
             'r mini):', '', to_markdown(pd.DataFrame(rows))]
 
 
+def _rule_state_section(protocol: str) -> List[str]:
+    """The rule's open question in numbers: each cell pair's ratio in the trained state (``kdlab loss-scale
+    --state trained``, ``results/mini_<protocol>/loss_scale_trained.csv``) beside its initial-state ratios, and
+    the balance each stored student of the cell met (:func:`kdlab.analysis.balance.balance_summary`, from its
+    record): at iteration 0, the end of epoch 1 and its last iteration."""
+    import pandas as pd
+    from kdlab.analysis.balance import balance_summary
+    from kdlab.engine.conclusions import to_markdown
+    from kdlab.engine.report import results_dir
+    parts = []
+    path = results_dir(f'mini_{protocol}') / 'loss_scale_trained.csv'
+    if path.is_file():
+        t = pd.read_csv(path)
+        rows = [{'method': r['method'], 'pair': f"{r['student']} <- {r['teacher']}",
+                 'r full initial': f"{r['ratio_full_initial']:.4g}", 'r mini initial': f"{r['ratio_mini_initial']:.4g}",
+                 'factor': f"{r['factor']:.3g}", 'r mini trained': f"{r['ratio_mini_trained']:.4g}",
+                 'r full trained': (f"{r['ratio_full_trained']:.4g}" if pd.notna(r['ratio_full_trained'])
+                                    else 'not measured (why: the CSV)')}
+                for r in t.to_dict('records')]
+        parts += ['The rule in the trained state (distillation / detection before the factor, the teacher trained '
+                  'and the student pretrained, as a run starts; `kdlab loss-scale --state trained`; the factors '
+                  'stay the initial state\'s; docs/mini_v2.md):', '', to_markdown(pd.DataFrame(rows)), '']
+    cost = cell_cost(protocol=protocol)
+    stored = cost[cost['role'].isin(['distilled', 'stage']) & (cost['status'] == 'stored')]
+    if len(stored):
+        b = balance_summary(stored['key'])
+        rows = [{'method': r['method'] + (f" ({r['teacher']})" if r['method'] == 'dfmsd' else ''),
+                 'factor': f"{r['factor']:.3g}", 'iteration 0': f"{r['ratio_start']:.3g}",
+                 'end of epoch 1': f"{r['ratio_epoch_1']:.3g}", 'last iteration': f"{r['ratio_end']:.3g}"}
+                for r in b.to_dict('records')]
+        parts += [f'The balance the cell\'s stored students met, seed 0 (distillation after the factor / detection, '
+                  'from each run\'s record: `kdlab.analysis.balance`):', '', to_markdown(pd.DataFrame(rows))]
+    return parts
+
+
 def cell_board(pair=COST_CELL, seeds: Sequence[int] = (0, 1, 2), protocol: str = 'v2', store=None):
     """The leaderboard cell ``pair`` under ``protocol`` as far as it is stored (nothing trained): the board
     (:func:`kdlab.engine.leaderboard.leaderboard` with ``train=False``: per method its mAP and gain over the
@@ -437,6 +472,8 @@ def report(protocol: str = 'v2', root: Optional[Path] = None, *, full: bool = Tr
     if not gaps.empty:
         parts += _gaps_section(gaps)
     parts += _loss_scale_section(protocol, full)
+    if protocol == 'v2' and full:
+        parts += _rule_state_section(protocol)
     if protocol == 'v2':
         parts += _cell_section(protocol) + _cost_section(protocol)
     return '\n'.join(parts)

@@ -136,7 +136,9 @@ def _sum(losses: Dict[str, object], prefix: str) -> Tuple[float, Dict[str, float
 
 
 def first_iteration_losses(cfg, *, images: int = IMAGES, seed: int = SEED, data_root: Optional[str] = None) -> dict:
-    """The detection and distillation losses of ``cfg``'s model at its first iteration on ``images`` scenes."""
+    """The detection and distillation losses of ``cfg``'s model at its first iteration on ``images`` scenes (its
+    weights initialised as a runner's are: a pretrained backbone its config names is loaded,
+    :func:`kdlab.models.build_model`)."""
     import torch
     from mmengine.logging import MessageHub, MMLogger
     from mmengine.runner import set_random_seed
@@ -157,11 +159,69 @@ def first_iteration_losses(cfg, *, images: int = IMAGES, seed: int = SEED, data_
                 terms={**det_terms, **distill_terms})
 
 
+#: the states a ratio is measured in: the rule's (every weight at its initialisation) and a run's first
+#: iteration (:func:`trained_config`)
+STATES = ('initial', 'trained')
+
+
+def trained_config(method: str, student: str, teacher: str, scale: str, *, store=None, **params):
+    """The pair's distillation config in the state a run of it starts from: the teacher's trained weights and the
+    student's pretrained backbone. Full scale: the mmdet model zoo's released teacher
+    (:func:`kdlab.zoo.released.released`, the papers' teachers) and the config's ImageNet backbone weights, both
+    served offline by the local mirror (``KDLAB_CHECKPOINTS``), else downloaded; mini: the stored mini teacher
+    run of the pair (the one a leaderboard run distils from) and the committed stand-in weights. As in
+    :func:`initial_config`, an inherit hook is left out (the rule measures the loss as the algorithm computes it).
+    Not for DFMSD, whose chain starts its last stage from the first stage's student: read its runs' own balance
+    (:mod:`kdlab.analysis.balance`)."""
+    from kdlab.engine.planner import plan_pair, resolve_refs
+    from kdlab.engine.store import RunStore
+    from kdlab.zoo.released import checkpoint_dir, local_or_url, stage_backbone_weights
+    if method == 'dfmsd':
+        raise KdlabError('a DFMSD chain is not measured in the trained state (its last stage starts from its '
+                         'first stage\'s trained student)', 'read its runs\' balance: kdlab.analysis.balance')
+    from kdlab.zoo import under_protocol
+    store = store or RunStore()
+    with under_protocol('v2'):      # the teacher a mini-v2 run distils from, planned on the default scenes (its
+        plan = plan_pair(student, [teacher], method, scale, **params)      # key); data_root gives the images only
+    t_run = plan.runs[plan.rows[f'teacher:{teacher}']]
+    cfg = copy.deepcopy(plan.runs[plan.rows['distilled']].cfg)
+    if scale == 'full':
+        url = t_run.cfg.get('load_from') if t_run.cfg.get('kdlab_released') else None
+        if not url:
+            raise KdlabError(f'{teacher} has no released checkpoint in the mmdet model zoo (kdlab.zoo.released)',
+                             'the trained state at full scale needs the papers\' released teacher')
+        cfg.model['teacher_ckpt'] = local_or_url(url)
+        if checkpoint_dir() is not None:
+            stage_backbone_weights(cfg.model)
+    elif store.load(t_run.key) is None:
+        raise KdlabError(f'the mini teacher {t_run.name} (run {t_run.key}) is not stored',
+                         f'train it first: kdlab leaderboard --pairs {student}:{teacher} (or its committed weights)')
+    cfg = resolve_refs(cfg, store)          # mini: the teacher's <run:KEY> becomes its stored checkpoint
+    cfg.custom_hooks = [h for h in (cfg.get('custom_hooks') or []) if h.get('type') != 'InheritTeacherHook']
+    return cfg
+
+
 def loss_ratio(method: str, student: str, teacher: str, scale: str, *, images: int = IMAGES,
-               seed: int = SEED, data_root: Optional[str] = None, **params) -> dict:
-    """``L_distill / L_det`` of the pair at ``scale``'s shapes (see the module's docstring)."""
-    return first_iteration_losses(initial_config(method, student, teacher, scale, data_root=data_root, **params),
-                                  images=images, seed=seed, data_root=data_root)
+               seed: int = SEED, data_root: Optional[str] = None, state: str = 'initial', store=None,
+               **params) -> dict:
+    """``L_distill / L_det`` of the pair at ``scale``'s shapes (see the module's docstring), in ``state``:
+    ``'initial'``, the rule's (:func:`initial_config`), or ``'trained'``, the state a run starts from
+    (:func:`trained_config`; the question the rule leaves open: docs/mini_v2.md)."""
+    if state not in STATES:
+        raise KdlabError(f'unknown state {state!r}', f'one of: {", ".join(STATES)}')
+    if state == 'initial':
+        cfg = initial_config(method, student, teacher, scale, data_root=data_root, **params)
+    else:
+        cfg = trained_config(method, student, teacher, scale, store=store, **params)
+    try:
+        return first_iteration_losses(cfg, images=images, seed=seed, data_root=data_root)
+    except (OSError, RuntimeError) as err:
+        if state == 'trained' and scale == 'full' and any(w in str(err).lower() for w in ('http', 'url', 'download')):
+            raise KdlabError(f'{method} {student} <- {teacher}: a released checkpoint could not be loaded ({err})',
+                             'put the released teacher and the ImageNet weights in a folder and set '
+                             'KDLAB_CHECKPOINTS=DIR (served by file name), or measure where they can be '
+                             'downloaded') from err
+        raise
 
 
 def applies(method: str) -> bool:
@@ -191,6 +251,50 @@ def measure(method: str, student: str, teacher: str, *, images: int = IMAGES, se
                 distill_full=full['distill'], det_mini=mini['det'], distill_mini=mini['distill'],
                 images=images, seed=seed, revision=(_git_revision()['revision'] or '')[:12],
                 stand_ins=stand_ins(student, teacher))
+
+
+def trained_table_path() -> Path:
+    """Where the trained-state ratios are kept: ``results/mini_v2/loss_scale_trained.csv`` (a measurement beside
+    the rule, not the rule's table: the factors stay :data:`TABLE`'s)."""
+    from kdlab.engine.report import results_dir
+    return results_dir('mini_v2') / 'loss_scale_trained.csv'
+
+
+def measure_trained(method: str, student: str, teacher: str, *, images: int = IMAGES, seed: int = SEED,
+                    store=None) -> dict:
+    """The pair's ratio in the trained state (:func:`trained_config`) at mini shapes and, where the released
+    weights can be loaded, at full shapes (else NaN and why), beside the rule's initial-state ratios of the same
+    pair (:data:`TABLE`): the question the rule leaves open (docs/mini_v2.md), measured as far as this machine
+    can."""
+    from kdlab.engine.runner import _git_revision
+    mini = loss_ratio(method, student, teacher, 'mini', images=images, seed=seed, state='trained', store=store)
+    try:
+        full, why = loss_ratio(method, student, teacher, 'full', images=images, seed=seed, state='trained',
+                               store=store), ''
+    except KdlabError as err:
+        full, why = dict(ratio=math.nan, det=math.nan, distill=math.nan), str(err).splitlines()[0]
+    rule = next((r for r in read_table() if (r['method'], r['student'], r['teacher']) == (method, student, teacher)),
+                {})
+    return dict(method=method, student=student, teacher=teacher,
+                ratio_full_initial=rule.get('ratio_full', math.nan), ratio_mini_initial=rule.get('ratio_mini', math.nan),
+                factor=rule.get('factor', math.nan), ratio_mini_trained=mini['ratio'], det_mini=mini['det'],
+                distill_mini=mini['distill'], ratio_full_trained=full['ratio'], full_not_measured=why,
+                images=images, seed=seed, revision=(_git_revision()['revision'] or '')[:12],
+                stand_ins=stand_ins(student, teacher))
+
+
+def write_trained_rows(rows: Iterable[dict], path: Optional[Path] = None) -> Path:
+    """Add or replace ``rows`` (by method, student, teacher) in the trained-state table; keeps it sorted."""
+    import pandas as pd
+    path = Path(path or trained_table_path())
+    old = pd.read_csv(path) if path.is_file() else pd.DataFrame()
+    table = pd.concat([old, pd.DataFrame(list(rows))], ignore_index=True)
+    table = table.drop_duplicates(['method', 'student', 'teacher'], keep='last')
+    table = table.sort_values(['student', 'teacher', 'method']).reset_index(drop=True)
+    tmp = path.with_suffix('.tmp')
+    table.to_csv(tmp, index=False, float_format='%.6g')
+    tmp.replace(path)
+    return path
 
 
 def stand_ins(student: str, teacher: str) -> str:
@@ -267,6 +371,8 @@ def main(args) -> int:
                                if not args.methods or d['method'] in args.methods)
     else:
         wanted = dict.fromkeys((m, s, t) for m in methods for s, t in pairs)
+    if getattr(args, 'state', 'initial') == 'trained':
+        return _main_trained(list(wanted), args)
     todo = [key for key in wanted if args.again or key not in done]
     rows, failed, crashed = [], [], 0
     bar = progress_bar(todo, desc='loss-scale rule', unit='pair')
@@ -294,6 +400,28 @@ def main(args) -> int:
     return 1 if crashed or (failed and not rows) else 0
 
 
+def _main_trained(wanted: List[Tuple[str, str, str]], args) -> int:
+    from kdlab.progress import progress_bar
+    rows, failed = [], []
+    bar = progress_bar(wanted, desc='trained-state ratio', unit='pair')
+    for m, s, t in bar:
+        try:
+            row = measure_trained(m, s, t, images=args.images)
+        except KdlabError as err:
+            failed.append(f'{m} {s} <- {t}: {str(err).splitlines()[0]}')
+            continue
+        rows.append(row)
+        full = (f"{row['ratio_full_trained']:.4g}" if row['ratio_full_trained'] == row['ratio_full_trained']
+                else f"not measured ({row['full_not_measured']})")
+        bar.write(f"{m:8s} {s} <- {t}: trained state, mini {row['ratio_mini_trained']:.4g} (initial "
+                  f"{row['ratio_mini_initial']:.4g}); full {full} (initial {row['ratio_full_initial']:.4g})")
+    if rows:
+        print('written to', write_trained_rows(rows))
+    for line in failed:
+        print('not measured:', line)
+    return 0 if rows or not failed else 1
+
+
 def register(sub) -> None:
     p = sub.add_parser('loss-scale', help="measure the mini scale's loss-scale rule (distillation / detection "
                        'loss at the first iteration, full and mini shapes)')
@@ -304,4 +432,9 @@ def register(sub) -> None:
     p.add_argument('--again', action='store_true', help='measure pairs already in the table again')
     p.add_argument('--tables', action='store_true', help='every (method, student, teacher) the seed tables and the '
                    'leaderboard distil (kdlab.engine.calibration.distillations), METHODS limiting them')
+    p.add_argument('--state', choices=STATES, default='initial',
+                   help="initial: the rule's measurement (every weight at its initialisation), written to its "
+                        'table; trained: the state a run starts from (trained teacher, pretrained student), at mini '
+                        'shapes and, where the released weights load (KDLAB_CHECKPOINTS), full ones; written to '
+                        'results/mini_v2/loss_scale_trained.csv, the factors untouched')
     p.set_defaults(func=main)
