@@ -29,6 +29,7 @@ bench: setup  ## every benchmark (one: .venv/bin/python -m benchmarks NAME)
 	$(PY) -m benchmarks mmcv_ops
 	$(PY) -m benchmarks smoke_runs
 	$(PY) -m benchmarks mini_width
+	$(PY) -m benchmarks step_format
 
 doctor: setup
 	$(PY) -m kdlab.cli doctor

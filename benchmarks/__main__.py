@@ -1,8 +1,8 @@
-"""``python -m benchmarks [feature_losses|train_step|registry_runs|mmcv_ops|throughput|smoke_runs|mini_width] [options]``: dispatch to a benchmark
+"""``python -m benchmarks [feature_losses|train_step|registry_runs|mmcv_ops|throughput|smoke_runs|mini_width|step_format] [options]``: dispatch to a benchmark
 module's ``main`` (no name: ``feature_losses``)."""
 import sys
 
-BENCHMARKS = ('feature_losses', 'train_step', 'registry_runs', 'mmcv_ops', 'throughput', 'smoke_runs', 'mini_width')
+BENCHMARKS = ('feature_losses', 'train_step', 'registry_runs', 'mmcv_ops', 'throughput', 'smoke_runs', 'mini_width', 'step_format')
 
 
 def main(argv=None) -> int:
@@ -32,6 +32,9 @@ def main(argv=None) -> int:
     if name == 'mini_width':
         from benchmarks import mini_width
         return mini_width.main(argv)
+    if name == 'step_format':
+        from benchmarks import step_format
+        return step_format.main(argv)
     return 2  # pragma: no cover
 
 

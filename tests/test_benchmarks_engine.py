@@ -152,3 +152,14 @@ def test_a_trial_may_narrow_the_neck_and_head_only():
                     detector_config('retinanet_r50', 'mini', protocol='v2'))
     assert narrow.model.neck.out_channels == 32 and narrow.model.bbox_head.feat_channels == 32
     assert narrow.model.backbone == base.model.backbone and base.model.neck.out_channels == 64
+
+
+def test_step_format_times_each_format_against_float32(capsys, tmp_path):
+    """The three formats alternate on one model and batch; float32, the protocol's, is the reference."""
+    from benchmarks import step_format
+    out = tmp_path / 'rows.json'
+    code = step_format.main(['--scale', 'smoke', '--warmup', '1', '--repeats', '1', '--json', str(out)])
+    rows = json.loads(out.read_text())
+    assert code == 0 and [r['format'] for r in rows] == ['float32', 'channels_last', 'bfloat16']
+    assert rows[0]['ratio'] == 1.0 and all(r['median_s'] > 0 for r in rows)
+    assert 'x float32' in capsys.readouterr().out
