@@ -34,6 +34,11 @@ How ``r`` is measured (kdlab's choices, each a parameter of :func:`loss_ratio`):
 The measured table is committed (``kdlab/methods/loss_scale.csv``: both ratios, the factor, how many images,
 the git revision); ``distill_config`` reads a mini-v2 pair's factor from it (:func:`rule_factor`) and adds
 :class:`kdlab.models.loss_scale.DistillLossScaleHook`; ``kdlab loss-scale`` measures missing pairs.
+
+The rule's open question: a run starts from a trained teacher and a pretrained student, not from initialisation.
+``loss_ratio(..., state='trained')`` (:func:`trained_config`; ``kdlab loss-scale --state trained``) measures the
+same ratio in that state, at mini shapes from the stored mini teacher and at full shapes from the released one
+where its weights can be loaded, into ``results/mini_v2/loss_scale_trained.csv``; the factors stay this table's.
 """
 from __future__ import annotations
 
@@ -171,15 +176,16 @@ def trained_config(method: str, student: str, teacher: str, scale: str, *, store
     served offline by the local mirror (``KDLAB_CHECKPOINTS``), else downloaded; mini: the stored mini teacher
     run of the pair (the one a leaderboard run distils from) and the committed stand-in weights. As in
     :func:`initial_config`, an inherit hook is left out (the rule measures the loss as the algorithm computes it).
-    Not for DFMSD, whose chain starts its last stage from the first stage's student: read its runs' own balance
-    (:mod:`kdlab.analysis.balance`)."""
+    The mini config carries the rule's factor as a hook (``DistillLossScaleHook``), which a measurement does not
+    run: its ratio is before the factor, as :func:`initial_config`'s. Not for DFMSD, whose chain starts its last
+    stage from the first stage's student: read its runs' own balance (:mod:`kdlab.analysis.balance`)."""
     from kdlab.engine.planner import plan_pair, resolve_refs
     from kdlab.engine.store import RunStore
+    from kdlab.zoo import under_protocol
     from kdlab.zoo.released import checkpoint_dir, local_or_url, stage_backbone_weights
     if method == 'dfmsd':
         raise KdlabError('a DFMSD chain is not measured in the trained state (its last stage starts from its '
                          'first stage\'s trained student)', 'read its runs\' balance: kdlab.analysis.balance')
-    from kdlab.zoo import under_protocol
     store = store or RunStore()
     with under_protocol('v2'):      # the teacher a mini-v2 run distils from, planned on the default scenes (its
         plan = plan_pair(student, [teacher], method, scale, **params)      # key); data_root gives the images only
