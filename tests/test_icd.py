@@ -314,3 +314,19 @@ def test_one_training_iteration_of_the_smoke_config(icd, tmp_path):
     assert 0 < step <= 1.1e-4
     hook = next(h for h in runner.hooks if type(h).__name__ == 'InheritTeacherHook')
     assert hook.report.copied and hook.report.shape_mismatch   # lateral convs differ (r50 vs r101 mini)
+
+
+def test_a_run_with_split_optimizers_is_built_without_ddp_alone_and_refused_on_several(icd):
+    """kdlab leaderboard -w N trains each run in a torchrun process of its own; mmengine's DDP wrapper cannot step
+    ICD's two optimizers (OptimWrapperDict), so a lone ICD process is built without a launcher (the failure of
+    the cell's ICD run on 2026-12-06), and several processes are refused, naming the fix."""
+    from kdlab.engine.launch import process_launcher, split_optimizers
+    from kdlab.errors import KdlabError
+    cfg = icd[0]
+    assert split_optimizers(cfg)
+    assert process_launcher(cfg, 'pytorch', world_size=1) is None
+    with pytest.raises(KdlabError, match='--gpus 1'):
+        process_launcher(cfg, 'pytorch', world_size=2)
+    from mmengine.config import Config
+    plain = Config(dict(optim_wrapper=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01))))
+    assert not split_optimizers(plain) and process_launcher(plain, 'pytorch', world_size=1) == 'pytorch'

@@ -293,7 +293,8 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
         shutil.rmtree(work_dir)              # start again: an old partial run's checkpoints would be resumed
     cfg.work_dir = str(work_dir)
     cfg.resume = (work_dir / 'last_checkpoint').is_file() and resume and not overwrite
-    if launcher not in (None, 'none'):
+    from kdlab.engine.launch import process_launcher
+    if launcher not in (None, 'none') and process_launcher(cfg, launcher) is not None:
         cfg.launcher = launcher
         import torch
         if not torch.cuda.is_available():    # CPU processes talk over gloo (nccl needs GPUs)

@@ -1,47 +1,6 @@
-2026/12/05 21:57:54 - mmengine - INFO - 
-------------------------------------------------------------
-System environment:
-    sys.platform: linux
-    Python: 3.11.7 (main, May  9 2026, 07:35:25) [GCC 12.2.0]
-    CUDA available: False
-    MUSA available: False
-    numpy_random_seed: 0
-    GCC: gcc (Debian 12.2.0-14+deb12u1) 12.2.0
-    PyTorch: 2.13.0+cpu
-    PyTorch compiling details: PyTorch built with:
-  - GCC 13.3
-  - C++ Version: 202002
-  - Intel(R) oneAPI Math Kernel Library Version 2024.2-Product Build 20240605 for Intel(R) 64 architecture applications
-  - Intel(R) MKL-DNN v3.12.0 (Git Hash 80afa71049cd69a3df32adcccb623b12cd7baa22)
-  - OpenMP 201511 (a.k.a. OpenMP 4.5)
-  - LAPACK is enabled (usually provided by MKL)
-  - NNPACK is enabled
-  - CPU capability usage: AVX512
-  - Build settings: BLAS_INFO=mkl, BUILD_TYPE=Release, COMMIT_SHA=cf30153c4c131c8164ee7798e5022d810682e2cb, CUDA_FLAGS= -DLIBCUDACXX_ENABLE_SIMPLIFIED_COMPLEX_OPERATIONS -Xfatbin -compress-all  -Wno-deprecated-gpu-targets --expt-extended-lambda -DCUB_WRAPPED_NAMESPACE=at_cuda_detail -DDISABLE_CUSPARSE_DEPRECATED -DCUDA_HAS_FP16=1 -D__CUDA_NO_HALF_OPERATORS__ -D__CUDA_NO_HALF_CONVERSIONS__ -D__CUDA_NO_HALF2_OPERATORS__ -D__CUDA_NO_BFLOAT16_CONVERSIONS__ -DC10_NODEPRECATED, CXX_COMPILER=/opt/rh/gcc-toolset-13/root/usr/bin/c++, CXX_FLAGS= -fvisibility-inlines-hidden -DUSE_PTHREADPOOL -DNDEBUG -DUSE_KINETO -DUSE_FBGEMM -DUSE_PYTORCH_QNNPACK -DSYMBOLICATE_MOBILE_DEBUG_HANDLE -O2 -fPIC -DC10_NODEPRECATED -Wall -Wextra -Werror=return-type -Werror=non-virtual-dtor -Werror=range-loop-construct -Werror=bool-operation -Wnarrowing -Wno-missing-field-initializers -Wno-unknown-pragmas -Wno-unused-parameter -Wno-strict-overflow -Wno-strict-aliasing -Wno-stringop-overflow -Wsuggest-override -Wno-psabi -Wno-error=old-style-cast -faligned-new -Wno-maybe-uninitialized -fno-math-errno -fno-trapping-math -Werror=format -Wno-dangling-reference -Wno-error=dangling-reference -Wno-stringop-overflow, LAPACK_INFO=mkl, PERF_WITH_AVX=1, PERF_WITH_AVX2=1, TORCH_VERSION=2.13.0, USE_CUDA=0, USE_CUDNN=OFF, USE_CUSPARSELT=OFF, USE_GFLAGS=OFF, USE_GLOG=OFF, USE_GLOO=ON, USE_MKL=ON, USE_MKLDNN=ON, USE_MPI=OFF, USE_NCCL=OFF, USE_NNPACK=ON, USE_OPENMP=ON, USE_ROCM=OFF, USE_ROCM_KERNEL_ASSERT=OFF, USE_XCCL=OFF, USE_XPU=OFF, 
-
-    OpenCV: 5.1.0
-    MMEngine: 0.10.7
-
-Runtime environment:
-    cudnn_benchmark: False
-    dist_cfg: {'backend': 'gloo'}
-    mp_cfg: {'mp_start_method': 'fork', 'opencv_num_threads': 0}
-    deterministic: False
-    seed: 0
-    Distributed launcher: pytorch
-    Distributed training: True
-    GPU number: 1
-------------------------------------------------------------
-
-2026/12/05 21:57:54 - mmengine - INFO - Config:
 auto_scale_lr=dict(
     base_batch_size=8,
     enable=False)
-custom_hooks=[
-    dict(scale=7.58223,
-        source='the mini-v2 loss-scale rule, loss_scale.csv',
-        type='DistillLossScaleHook'),
-    ]
 custom_imports=dict(
     allow_failed_imports=False,
     imports=[
@@ -75,30 +34,19 @@ env_cfg=dict(
     mp_cfg=dict(
         mp_start_method='fork',
         opencv_num_threads=0))
-experiment_name='fac999c5be963fcd-1'
 find_unused_parameters=True
 kdlab_method=dict(
-    loss_scale=7.58223,
-    method='dsamkd',
+    method='crosskd',
     pairing='index',
     params=dict(
-        alpha=None,
-        channel_mask_ratio=None,
-        logit_head='auto',
-        logit_mask_ratio=0.5,
-        logit_temperature=1.0,
-        logit_weight=1.0,
-        logits='auto',
-        mask_mode='top',
-        mask_ratio=None,
-        scales=(
-            1,
-            2,
-            4,
-            ),
-        se_reduction=16,
-        student_kind='auto',
-        temperature=0.5),
+        beta=1.0,
+        cls_weight=1.0,
+        hold='post_activation',
+        kl_T=1.0,
+        kl_weight=0.0,
+        reg_loss='giou',
+        reg_weight=1.0,
+        reused_head_idx=3),
     student='retinanet_r50',
     teacher='retinanet_x101')
 kdlab_protocol='mini-v2'
@@ -228,208 +176,17 @@ model=dict(
                 type='PseudoSampler')),
         type='RetinaNet'),
     distiller=dict(
-        distill_losses=dict(
-            loss_dsamkd_P3=dict(
-                alpha=2e-05,
-                channel_mask_ratio=None,
-                logit_mask_ratio=0.5,
-                logit_temperature=1.0,
-                logit_weight=1.0,
-                mask_mode='top',
-                mask_ratio=0.65,
-                scales=(
-                    1,
-                    2,
-                    4,
-                    ),
-                se_reduction=16,
-                student_channels=None,
-                teacher_channels=None,
-                temperature=0.5,
-                type='DSAMKDLoss'),
-            loss_dsamkd_P4=dict(
-                alpha=2e-05,
-                channel_mask_ratio=None,
-                logit_mask_ratio=0.5,
-                logit_temperature=1.0,
-                logit_weight=1.0,
-                mask_mode='top',
-                mask_ratio=0.65,
-                scales=(
-                    1,
-                    2,
-                    4,
-                    ),
-                se_reduction=16,
-                student_channels=None,
-                teacher_channels=None,
-                temperature=0.5,
-                type='DSAMKDLoss'),
-            loss_dsamkd_P5=dict(
-                alpha=2e-05,
-                channel_mask_ratio=None,
-                logit_mask_ratio=0.5,
-                logit_temperature=1.0,
-                logit_weight=1.0,
-                mask_mode='top',
-                mask_ratio=0.65,
-                scales=(
-                    1,
-                    2,
-                    4,
-                    ),
-                se_reduction=16,
-                student_channels=None,
-                teacher_channels=None,
-                temperature=0.5,
-                type='DSAMKDLoss'),
-            loss_dsamkd_P6=dict(
-                alpha=2e-05,
-                channel_mask_ratio=None,
-                logit_mask_ratio=0.5,
-                logit_temperature=1.0,
-                logit_weight=1.0,
-                mask_mode='top',
-                mask_ratio=0.65,
-                scales=(
-                    1,
-                    2,
-                    4,
-                    ),
-                se_reduction=16,
-                student_channels=None,
-                teacher_channels=None,
-                temperature=0.5,
-                type='DSAMKDLoss'),
-            loss_dsamkd_P7=dict(
-                alpha=2e-05,
-                channel_mask_ratio=None,
-                logit_mask_ratio=0.5,
-                logit_temperature=1.0,
-                logit_weight=1.0,
-                mask_mode='top',
-                mask_ratio=0.65,
-                scales=(
-                    1,
-                    2,
-                    4,
-                    ),
-                se_reduction=16,
-                student_channels=None,
-                teacher_channels=None,
-                temperature=0.5,
-                type='DSAMKDLoss')),
-        loss_forward_mappings=dict(
-            loss_dsamkd_P3=dict(
-                logits_S=dict(
-                    connector_idx=0,
-                    data_idx=0,
-                    from_student=True,
-                    recorder='logits'),
-                logits_T=dict(
-                    connector_idx=0,
-                    data_idx=0,
-                    from_student=False,
-                    recorder='logits'),
-                preds_S=dict(
-                    data_idx=0,
-                    from_student=True,
-                    recorder='fpn'),
-                preds_T=dict(
-                    data_idx=0,
-                    from_student=False,
-                    recorder='fpn')),
-            loss_dsamkd_P4=dict(
-                logits_S=dict(
-                    connector_idx=1,
-                    data_idx=0,
-                    from_student=True,
-                    recorder='logits'),
-                logits_T=dict(
-                    connector_idx=1,
-                    data_idx=0,
-                    from_student=False,
-                    recorder='logits'),
-                preds_S=dict(
-                    data_idx=1,
-                    from_student=True,
-                    recorder='fpn'),
-                preds_T=dict(
-                    data_idx=1,
-                    from_student=False,
-                    recorder='fpn')),
-            loss_dsamkd_P5=dict(
-                logits_S=dict(
-                    connector_idx=2,
-                    data_idx=0,
-                    from_student=True,
-                    recorder='logits'),
-                logits_T=dict(
-                    connector_idx=2,
-                    data_idx=0,
-                    from_student=False,
-                    recorder='logits'),
-                preds_S=dict(
-                    data_idx=2,
-                    from_student=True,
-                    recorder='fpn'),
-                preds_T=dict(
-                    data_idx=2,
-                    from_student=False,
-                    recorder='fpn')),
-            loss_dsamkd_P6=dict(
-                logits_S=dict(
-                    connector_idx=3,
-                    data_idx=0,
-                    from_student=True,
-                    recorder='logits'),
-                logits_T=dict(
-                    connector_idx=3,
-                    data_idx=0,
-                    from_student=False,
-                    recorder='logits'),
-                preds_S=dict(
-                    data_idx=3,
-                    from_student=True,
-                    recorder='fpn'),
-                preds_T=dict(
-                    data_idx=3,
-                    from_student=False,
-                    recorder='fpn')),
-            loss_dsamkd_P7=dict(
-                logits_S=dict(
-                    connector_idx=4,
-                    data_idx=0,
-                    from_student=True,
-                    recorder='logits'),
-                logits_T=dict(
-                    connector_idx=4,
-                    data_idx=0,
-                    from_student=False,
-                    recorder='logits'),
-                preds_S=dict(
-                    data_idx=4,
-                    from_student=True,
-                    recorder='fpn'),
-                preds_T=dict(
-                    data_idx=4,
-                    from_student=False,
-                    recorder='fpn'))),
-        student_recorders=dict(
-            fpn=dict(
-                source='neck',
-                type='ModuleOutputs'),
-            logits=dict(
-                source='bbox_head',
-                type='ModuleOutputs')),
-        teacher_recorders=dict(
-            fpn=dict(
-                source='neck',
-                type='ModuleOutputs'),
-            logits=dict(
-                source='bbox_head',
-                type='ModuleOutputs')),
-        type='AutoChannelDistiller'),
+        hold='post_activation',
+        loss_crosskd=dict(
+            beta=1.0,
+            cls_weight=1.0,
+            kl_T=1.0,
+            kl_weight=0.0,
+            reg_loss='giou',
+            reg_weight=1.0,
+            type='CrossKDLoss'),
+        reused_head_idx=3,
+        type='CrossKDDistiller'),
     teacher=dict(
         _scope_='mmdet',
         backbone=dict(
@@ -548,7 +305,7 @@ model=dict(
                 type='PseudoSampler')),
         type='RetinaNet'),
     teacher_ckpt='/root/.cache/kdlab/work/fea7fca05352ae96/epoch_48.pth',
-    type='FpnHeadTeacherDistill')
+    type='CrossKDDistill')
 optim_wrapper=dict(
     clip_grad=dict(
         max_norm=10,
@@ -576,7 +333,7 @@ param_scheduler=[
 randomness=dict(
     deterministic=False,
     seed=0)
-resume=False
+resume=True
 teacher_run='fea7fca05352ae96'
 test_cfg=dict(
     type='TestLoop')
@@ -656,7 +413,7 @@ test_evaluator=dict(
 train_cfg=dict(
     max_epochs=48,
     type='EpochBasedTrainLoop',
-    val_interval=1)
+    val_interval=48)
 train_dataloader=dict(
     batch_sampler=dict(
         type='AspectRatioBatchSampler'),
@@ -785,91 +542,4 @@ val_evaluator=dict(
         'AR_l@1000',
         ],
     type='CocoMetric')
-work_dir='/root/.cache/kdlab/work/fac999c5be963fcd'
-2026/12/05 21:57:55 - mmengine - INFO - Hooks will be executed in the following order:
-before_run:
-(VERY_HIGH   ) RuntimeInfoHook                    
-(BELOW_NORMAL) LoggerHook                         
- -------------------- 
-before_train:
-(VERY_HIGH   ) RuntimeInfoHook                    
-(HIGH        ) DistillLossScaleHook               
-(NORMAL      ) IterTimerHook                      
-(VERY_LOW    ) CheckpointHook                     
- -------------------- 
-before_train_epoch:
-(VERY_HIGH   ) RuntimeInfoHook                    
-(NORMAL      ) IterTimerHook                      
-(NORMAL      ) DistSamplerSeedHook                
- -------------------- 
-before_train_iter:
-(VERY_HIGH   ) RuntimeInfoHook                    
-(NORMAL      ) IterTimerHook                      
- -------------------- 
-after_train_iter:
-(VERY_HIGH   ) RuntimeInfoHook                    
-(NORMAL      ) IterTimerHook                      
-(BELOW_NORMAL) LoggerHook                         
-(LOW         ) ParamSchedulerHook                 
-(VERY_LOW    ) CheckpointHook                     
- -------------------- 
-after_train_epoch:
-(NORMAL      ) IterTimerHook                      
-(LOW         ) ParamSchedulerHook                 
-(VERY_LOW    ) CheckpointHook                     
- -------------------- 
-before_val:
-(VERY_HIGH   ) RuntimeInfoHook                    
- -------------------- 
-before_val_epoch:
-(NORMAL      ) IterTimerHook                      
- -------------------- 
-before_val_iter:
-(NORMAL      ) IterTimerHook                      
- -------------------- 
-after_val_iter:
-(NORMAL      ) IterTimerHook                      
-(NORMAL      ) DetVisualizationHook               
-(BELOW_NORMAL) LoggerHook                         
- -------------------- 
-after_val_epoch:
-(VERY_HIGH   ) RuntimeInfoHook                    
-(NORMAL      ) IterTimerHook                      
-(BELOW_NORMAL) LoggerHook                         
-(LOW         ) ParamSchedulerHook                 
-(VERY_LOW    ) CheckpointHook                     
- -------------------- 
-after_val:
-(VERY_HIGH   ) RuntimeInfoHook                    
- -------------------- 
-after_train:
-(VERY_HIGH   ) RuntimeInfoHook                    
-(VERY_LOW    ) CheckpointHook                     
- -------------------- 
-before_test:
-(VERY_HIGH   ) RuntimeInfoHook                    
- -------------------- 
-before_test_epoch:
-(NORMAL      ) IterTimerHook                      
- -------------------- 
-before_test_iter:
-(NORMAL      ) IterTimerHook                      
- -------------------- 
-after_test_iter:
-(NORMAL      ) IterTimerHook                      
-(NORMAL      ) DetVisualizationHook               
-(BELOW_NORMAL) LoggerHook                         
- -------------------- 
-after_test_epoch:
-(VERY_HIGH   ) RuntimeInfoHook                    
-(NORMAL      ) IterTimerHook                      
-(BELOW_NORMAL) LoggerHook                         
- -------------------- 
-after_test:
-(VERY_HIGH   ) RuntimeInfoHook                    
- -------------------- 
-after_run:
-(BELOW_NORMAL) LoggerHook                         
- -------------------- 
-2026/12/05 21:57:56 - mmengine - INFO - load model from: kdlab://pretrained/r50-86e359df.pth
-2026/12/05 21:57:56 - mmengine - INFO - Loads checkpoint by _checkpoint backend from path: kdlab://pretrained/r50-86e359df.pth
+work_dir='/root/.cache/kdlab/work/b3daf8ecf9b78976'
