@@ -24,7 +24,7 @@ import statistics
 import tempfile
 from typing import List, Sequence
 
-from benchmarks._measure import timed
+from benchmarks._measure import alternate
 
 WIDTHS = (64, 32)   # GroupNorm heads (FCOS, GFL, RepPoints: 32 groups) need a multiple of 32
 
@@ -50,10 +50,7 @@ def measure(detector: str = 'retinanet_r50', widths: Sequence[int] = WIDTHS, *, 
             steps[w] = _stepper(model, optim, batch)
             for _ in range(max(1, warmup)):
                 steps[w]()
-        times = {w: [] for w in widths}
-        for _ in range(repeats):
-            for w in widths:
-                times[w].append(timed(steps[w])[0])
+        times = alternate(steps, 0, repeats)       # each width warmed up where it was built
     median = {w: statistics.median(times[w]) for w in widths}
     return [dict(detector=detector, scale=scale, protocol=protocol, width=w, neck_channels=channels[w],
                  batch_size=len(batch['inputs']), median_s=median[w], ratio=median[w] / median[widths[0]],

@@ -22,7 +22,7 @@ import sys
 import tempfile
 from typing import Dict, List, Optional
 
-from benchmarks._measure import timed
+from benchmarks._measure import alternate
 
 DETECTORS = ('faster_rcnn_r50', 'reppoints_r50')
 
@@ -33,14 +33,7 @@ def backends() -> List[str]:
 
 
 def _alternate(steps: Dict[str, callable], warmup: int, repeats: int) -> Dict[str, float]:
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
-    times: Dict[str, List[float]] = {k: [] for k in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            times[name].append(timed(step)[0])
-    return {k: statistics.median(v) for k, v in times.items()}
+    return {k: statistics.median(v) for k, v in alternate(steps, warmup, repeats).items()}
 
 
 def op_rows(shapes: str, warmup: int, repeats: int, only: Optional[List[str]] = None) -> List[dict]:

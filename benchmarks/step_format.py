@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import statistics
 import tempfile
 from typing import List
 
-from benchmarks._measure import timed
+from benchmarks._measure import alternate
 
 FORMATS = ('float32', 'channels_last', 'bfloat16')
 
@@ -48,10 +49,7 @@ def measure(detector: str = 'retinanet_r50', *, scale: str = 'mini', protocol: s
 
         for _ in range(max(1, warmup)):
             step('float32')
-        times = {f: [] for f in FORMATS}
-        for _ in range(repeats):
-            for f in FORMATS:
-                times[f].append(timed(lambda: step(f))[0])
+        times = alternate({f: functools.partial(step, f) for f in FORMATS}, 0, repeats)
     median = {f: statistics.median(times[f]) for f in FORMATS}
     return [dict(detector=detector, scale=scale, protocol=protocol, format=f, batch_size=len(batch['inputs']),
                  median_s=median[f], ratio=median[f] / median['float32'], times_s=times[f],
