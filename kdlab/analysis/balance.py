@@ -68,7 +68,10 @@ def run_balance(key: str, results_root: Optional[Path] = None) -> pd.DataFrame:
     step 0, is the run's first-iteration check (its detection losses those of the first logged window)."""
     from kdlab.engine.store import default_results_root
     run_dir = Path(results_root or default_results_root()) / key
-    record = json.loads((run_dir / 'run.json').read_text())
+    return _balance(run_dir, json.loads((run_dir / 'run.json').read_text()))
+
+
+def _balance(run_dir: Path, record: dict) -> pd.DataFrame:
     losses = training_losses(run_dir / 'train.log')
     frame = pd.DataFrame({'step': losses['step'], 'epoch': losses['epoch'],
                           'detection': _sum(losses, STUDENT_PREFIX), 'distillation': _sum(losses, DISTILL_PREFIX)})
@@ -90,8 +93,8 @@ def balance_summary(keys: Iterable[str], results_root: Optional[Path] = None) ->
     root = Path(results_root or default_results_root())
     rows = []
     for key in keys:
-        frame = run_balance(key, root)
         record = json.loads((root / key / 'run.json').read_text())
+        frame = _balance(root / key, record)
         method = Config.fromfile(str(root / key / 'config.py')).get('kdlab_method', {})
         epoch_1 = frame[frame['epoch'] == 1]
         rows.append({'key': key, 'name': record.get('name'), 'method': method.get('method'),

@@ -369,11 +369,11 @@ def _loss_scale_section(protocol: str, full: bool) -> List[str]:
             'r mini):', '', to_markdown(pd.DataFrame(rows))]
 
 
-def _rule_state_section(protocol: str) -> List[str]:
+def _rule_state_section(protocol: str, cost) -> List[str]:
     """The rule's open question in numbers: each cell pair's ratio in the trained state (``kdlab loss-scale
     --state trained``, ``results/mini_<protocol>/loss_scale_trained.csv``) beside its initial-state ratios, and
     the balance each stored student of the cell met (:func:`kdlab.analysis.balance.balance_summary`, from its
-    record): at iteration 0, the end of epoch 1 and its last iteration."""
+    record): at iteration 0, the end of epoch 1 and its last iteration. ``cost``: :func:`cell_cost`'s runs."""
     import pandas as pd
     from kdlab.analysis.balance import balance_summary
     from kdlab.engine.conclusions import to_markdown
@@ -391,7 +391,6 @@ def _rule_state_section(protocol: str) -> List[str]:
         parts += ['The rule in the trained state (distillation / detection before the factor, the teacher trained '
                   'and the student pretrained, as a run starts; `kdlab loss-scale --state trained`; the factors '
                   'stay the initial state\'s; docs/mini_v2.md):', '', to_markdown(pd.DataFrame(rows)), '']
-    cost = cell_cost(protocol=protocol)
     stored = cost[cost['role'].isin(['distilled', 'stage']) & (cost['status'] == 'stored')]
     if len(stored):
         b = balance_summary(stored['key'])
@@ -432,9 +431,8 @@ def _cell_section(protocol: str) -> List[str]:
             '', to_markdown(pd.DataFrame(rows))]
 
 
-def _cost_section(protocol: str) -> List[str]:
+def _cost_section(cost) -> List[str]:
     from kdlab.engine.conclusions import to_markdown
-    cost = cell_cost(protocol=protocol)
     students = cost[cost['role'] != 'teacher']
     done = students.dropna(subset=['minutes'])
     teachers = cost[cost['role'] == 'teacher'].dropna(subset=['minutes'])
@@ -472,10 +470,10 @@ def report(protocol: str = 'v2', root: Optional[Path] = None, *, full: bool = Tr
     if not gaps.empty:
         parts += _gaps_section(gaps)
     parts += _loss_scale_section(protocol, full)
-    if protocol == 'v2' and full:
-        parts += _rule_state_section(protocol)
     if protocol == 'v2':
-        parts += _cell_section(protocol) + _cost_section(protocol)
+        cost = cell_cost(protocol=protocol)          # the cell's runs, planned once for both sections
+        parts += _rule_state_section(protocol, cost) if full else []
+        parts += _cell_section(protocol) + _cost_section(cost)
     return '\n'.join(parts)
 
 

@@ -417,8 +417,8 @@ def _main_trained(wanted: List[Tuple[str, str, str]], args) -> int:
             failed.append(f'{m} {s} <- {t}: {str(err).splitlines()[0]}')
             continue
         rows.append(row)
-        full = (f"{row['ratio_full_trained']:.4g}" if row['ratio_full_trained'] == row['ratio_full_trained']
-                else f"not measured ({row['full_not_measured']})")
+        full = (f"not measured ({row['full_not_measured']})" if math.isnan(row['ratio_full_trained'])
+                else f"{row['ratio_full_trained']:.4g}")
         bar.write(f"{m:8s} {s} <- {t}: trained state, mini {row['ratio_mini_trained']:.4g} (initial "
                   f"{row['ratio_mini_initial']:.4g}); full {full} (initial {row['ratio_full_initial']:.4g})")
     if rows:
