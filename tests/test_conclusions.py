@@ -39,6 +39,7 @@ def test_reversed_order_wrong_signs_and_gains_within_the_spread_are_said():
     whole = checks.loc['all']
     assert whole['rows'] == 4 and whole['same sign'] == 3
     assert math.isnan(whole['within spread'])          # one row without a spread: unknown for the table
+    assert '1/4 rows of one seed: spread partly unknown' in whole['verdict']   # not 'one seed' for all
 
 
 def test_the_summary_reads_every_reproduced_table_of_a_scale(tmp_path):

@@ -61,7 +61,8 @@ def _check(rows, paper: str, table: str, block: str) -> dict:
     if n >= 3:
         parts.append(f'order rho {rho:+.2f}' if math.isfinite(rho) else 'order undefined (tied gains)')
     if math.isnan(within):
-        parts.append('one seed: spread unknown')
+        parts.append('one seed: spread unknown' if not sds else
+                     f'{n - len(sds)}/{n} rows of one seed: spread partly unknown')
     elif within:
         parts.append(f'{within}/{n} within {SPREAD_SDS:g} sd of zero (not results)')
     verdict = '; '.join(parts)
