@@ -316,10 +316,12 @@ def test_one_training_iteration_of_the_smoke_config(icd, tmp_path):
     assert hook.report.copied and hook.report.shape_mismatch   # lateral convs differ (r50 vs r101 mini)
 
 
-def test_a_run_with_split_optimizers_is_built_without_ddp_alone_and_refused_on_several(icd):
-    """kdlab leaderboard -w N trains each run in a torchrun process of its own; mmengine's DDP wrapper cannot step
-    ICD's two optimizers (OptimWrapperDict), so a lone ICD process is built without a launcher (the failure of
-    the cell's ICD run on 2026-12-06), and several processes are refused, naming the fix."""
+def test_a_lone_process_is_built_without_ddp_and_split_optimizers_are_refused_on_several(icd):
+    """kdlab leaderboard -w N trains each run in a torchrun process of its own: a process alone in its group is
+    built without a launcher (no DDP), whatever its optimizers, so every -w builds a run as -w 1 does (mmengine's
+    DDP wrapper cannot step ICD's two optimizers, OptimWrapperDict: the failure of the cell's ICD run on
+    2026-12-06). On several processes a plain run gets DDP and a run with split optimizers is refused, naming
+    the fix."""
     from kdlab.engine.launch import process_launcher, split_optimizers
     from kdlab.errors import KdlabError
     cfg = icd[0]
@@ -329,4 +331,6 @@ def test_a_run_with_split_optimizers_is_built_without_ddp_alone_and_refused_on_s
         process_launcher(cfg, 'pytorch', world_size=2)
     from mmengine.config import Config
     plain = Config(dict(optim_wrapper=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01))))
-    assert not split_optimizers(plain) and process_launcher(plain, 'pytorch', world_size=1) == 'pytorch'
+    assert not split_optimizers(plain) and process_launcher(plain, 'pytorch', world_size=1) is None
+    assert process_launcher(plain, 'pytorch', world_size=2) == 'pytorch'
+    assert process_launcher(plain, 'none', world_size=2) is None
