@@ -142,6 +142,21 @@ def test_curves_side_by_side():
     assert len(fig.axes[0].lines) == 3          # two students and one teacher reference
 
 
+def test_curves_in_panels_keep_each_panels_colours_apart():
+    """Calibration draws one panel per detector family: every run in one, the colours distinct within each."""
+    from kdlab.viz.curves import curve_frame, plot_learning_curves
+    run = lambda m: {'curve': [{'epoch': 1, 'mAP': m}, {'epoch': 2, 'mAP': m + 1}]}
+    labels = [f'retinanet_r50 1x s{s}' for s in range(11)] + ['fcos_r50 1x s0', 'fcos_r50 2x s0']
+    frame = curve_frame({label: run(float(i)) for i, label in enumerate(labels)})
+    fig = plot_learning_curves(frame, panels={label: label.split('_')[0] for label in labels}, title='baselines')
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in shown] == ['retinanet', 'fcos']
+    assert [len(ax.lines) for ax in shown] == [11, 2]
+    for ax in shown:
+        colours = [line.get_color() for line in ax.lines]
+        assert len(set(colours[:10])) == min(10, len(colours))   # matplotlib's cycle: 10 colours per panel
+
+
 def test_the_calibration_summary_compares_separate_1x_and_2x_runs():
     import pandas as pd
     from kdlab.engine.calibration import summarise

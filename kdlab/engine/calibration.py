@@ -83,7 +83,7 @@ def calibrate(detectors: Sequence[str] = DEFAULT_DETECTORS, *, schedules: Sequen
     from kdlab.engine.runner import execute, wall_time
     from kdlab.engine.store import RunStore, atomic_write_text
     from kdlab.viz.curves import curve_frame, plot_learning_curves
-    from kdlab.zoo import detector_config
+    from kdlab.zoo import detector_config, parse_detector
     out = Path(out) if out is not None else results_dir(f'mini_{protocol}')
     out.mkdir(parents=True, exist_ok=True)
     store = RunStore()
@@ -118,8 +118,10 @@ def calibrate(detectors: Sequence[str] = DEFAULT_DETECTORS, *, schedules: Sequen
     summary = summarise(every)
     atomic_write_text(out / 'calibration.csv', summary.to_csv(index=False))
     records = {f'{r.detector} {r.schedule} s{r.seed}': store.load(r.run) for r in every.itertuples(index=False)}
+    families = {f'{r.detector} {r.schedule} s{r.seed}': parse_detector(r.detector)[0].name
+                for r in every.itertuples(index=False)}          # one panel per detector family
     fig = plot_learning_curves(curve_frame({k: v for k, v in records.items() if v is not None}),
-                               title=f'mini {protocol} baselines')
+                               title=f'mini {protocol} baselines', panels=families)
     fig.savefig(out / 'curves.png', dpi=120)
     return pd.DataFrame(rows), summary
 

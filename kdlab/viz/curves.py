@@ -20,18 +20,35 @@ def curve_frame(records: Mapping[str, Optional[dict]], metric: str = 'mAP'):
     return pd.DataFrame(rows, columns=['label', 'epoch', metric, f'teacher_{metric}'])
 
 
-def plot_learning_curves(frame, metric: str = 'mAP', *, title: str = ''):
-    """One line per run of ``curve_frame``, the teachers' values dashed; returns the figure."""
+def plot_learning_curves(frame, metric: str = 'mAP', *, title: str = '', panels: Optional[Mapping[str, str]] = None):
+    """One line per run of ``curve_frame``, the teachers' values dashed; returns the figure. ``panels`` (label ->
+    panel title, e.g. the detector family): one small plot per panel, sharing the axes, so that the lines of
+    one panel keep distinct colours; labels it does not name share one panel."""
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5.5, 3.6), constrained_layout=True)
-    for label, part in frame.dropna(subset=['epoch']).groupby('label', sort=False):
-        line, = ax.plot(part['epoch'], part[metric], marker='o', ms=3, label=label)
-        teacher = part[f'teacher_{metric}'].dropna()
-        if not teacher.empty:
-            ax.plot(part.loc[teacher.index, 'epoch'], teacher, ls='--', color=line.get_color(), alpha=0.6,
-                    label=f'{label}: teacher')
-    ax.set_xlabel('epoch')
-    ax.set_ylabel(f'validation {metric}')
-    ax.set_title(title)
-    ax.legend(fontsize=7)
+    frame = frame.dropna(subset=['epoch'])
+    labels = list(dict.fromkeys(frame['label']))
+    names = list(dict.fromkeys((panels or {}).get(label, '') for label in labels)) or ['']
+    cols = min(len(names), 3)
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 if cols == 1 else 4.2 * cols, 3.6 * rows), sharex=True,
+                             sharey=True, squeeze=False, constrained_layout=True)
+    for ax, name in zip(axes.flat, names):
+        for label in labels:
+            if (panels or {}).get(label, '') != name:
+                continue
+            part = frame[frame['label'] == label]
+            line, = ax.plot(part['epoch'], part[metric], marker='o', ms=2 if panels else 3, label=label)
+            teacher = part[f'teacher_{metric}'].dropna()
+            if not teacher.empty:
+                ax.plot(part.loc[teacher.index, 'epoch'], teacher, ls='--', color=line.get_color(), alpha=0.6,
+                        label=f'{label}: teacher')
+        ax.set_title(name or title, fontsize=9 if panels else None)
+        ax.set_xlabel('epoch')
+        ax.set_ylabel(f'validation {metric}')
+        ax.xaxis.set_tick_params(labelbottom=True)     # shared x: every panel keeps its epochs
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_visible(False)
+    if panels and title:
+        fig.suptitle(title)
     return fig
