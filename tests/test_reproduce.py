@@ -150,6 +150,29 @@ def test_leaderboard_cells_are_mean_and_spread_over_seeds(tmp_path):
     assert methods[:3] == ['teacher', 'baseline', 'pkd']     # sorted by gain after teacher and baseline
 
 
+def test_the_board_draws_each_students_curves_over_its_baselines(tmp_path):
+    """The board keeps the runs it read by cell and seed; its curves figure has one panel per method that has a
+    stored run, the baseline's seeds (grey) under the method's, one line per stored seed."""
+    from kdlab.engine.leaderboard import board, plan_board, plot_board_curves
+    store = _store(tmp_path)
+    plans, unavailable = plan_board([('retinanet_r18', 'retinanet_r50')], ['pkd', 'mgd', 'dmkd'], seeds=(0, 1),
+                                    scale='smoke')
+    curve = lambda top: [{'epoch': e, 'mAP': top * e / 3} for e in (1, 2, 3)]
+    for (student, teacher, method, seed), plan in plans.items():
+        _fake_record(store, plan.rows['baseline'], 10.0 + seed, curve=curve(10.0 + seed))
+        _fake_record(store, plan.rows[f'teacher:{teacher}'], 40.0, curve=curve(40.0))
+        top = 25.0 if method == 'pkd' else 20.0                          # pkd first on the board
+        if method == 'pkd' or seed == 0 and method == 'mgd':             # dmkd: nothing stored
+            _fake_record(store, plan.rows['distilled'], top, curve=curve(top))
+    frame = board(plans, unavailable, store, (0, 1))
+    assert set(frame.attrs['runs'][('retinanet_r18', 'retinanet_r50', 'pkd')]) == {0, 1}
+    figures = plot_board_curves(frame, store)
+    panels = [ax for ax in figures[('retinanet_r18', 'retinanet_r50')].axes if ax.get_visible()]
+    assert [ax.get_title().split(' ')[0] for ax in panels] == ['pkd', 'mgd']       # the board's order
+    assert [len(ax.lines) for ax in panels] == [4, 3]         # two baseline seeds + the method's stored seeds
+    assert panels[0].lines[0].get_ydata()[-1] == 10.0 and panels[0].lines[2].get_ydata()[-1] == 25.0
+
+
 def test_the_board_reads_each_cell_beside_the_papers_gains_for_its_pair(tmp_path):
     """The conclusion check of a leaderboard cell: each method's gain beside what the papers report for that
     pair (the median over papers, each source named), the signs and the rank correlation over the methods."""

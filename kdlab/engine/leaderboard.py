@@ -161,6 +161,7 @@ def board(plans, unavailable, store: RunStore, seeds: Sequence[int]):
     (:meth:`kdlab.engine.store.RunStore.rebuilt_inputs`)."""
     import pandas as pd
     cells: Dict[Tuple[str, str, str], Dict[str, List[float]]] = {}
+    keys: Dict[Tuple[str, str, str], Dict[int, str]] = {}      # the stored runs by cell and seed (the curves)
     for (student, teacher, method, seed), plan in plans.items():
         chain = [ref.split(':', 1)[1] for ref in plan.rows if ref.startswith('teacher:')]
         get = {role: store.load(plan.rows[ref]) for role, ref in
@@ -172,6 +173,8 @@ def board(plans, unavailable, store: RunStore, seeds: Sequence[int]):
             if rec is None or seed in c['seeds']:
                 continue
             c['seeds'].append(seed)
+            if rec.get('key'):
+                keys.setdefault((student, teacher, label), {})[seed] = rec['key']
             run = rec.get('key') or f'seed {seed}'
             if run in c['runs']:               # one teacher for every seed (mini v2): its mAP counts once
                 continue
@@ -200,7 +203,7 @@ def board(plans, unavailable, store: RunStore, seeds: Sequence[int]):
     frame = _in_board_order(pd.DataFrame.from_records(records, columns=[
         'student', 'teacher', 'method', 'seeds', 'mAP', 'mAP_sd', 'gain', 'gain_sd', 'gain paper', 'status', 'note',
         'paper']))
-    frame.attrs.update(seeds=list(seeds))
+    frame.attrs.update(seeds=list(seeds), runs=keys)
     return frame
 
 
@@ -228,7 +231,8 @@ def plot_board(frame):
         ax.barh(y - 0.2, part['gain paper'].fillna(0), height=0.38, color='#4c72b0', label='papers (COCO)')
         ax.barh(y + 0.2, part['gain'].fillna(0), height=0.38, xerr=part['gain_sd'].fillna(0), color='#dd8452',
                 label=f'kdlab ({frame.attrs.get("label", frame.attrs.get("scale", ""))})', error_kw=dict(lw=0.8))
-        labels = [m + ('' if n else ' (not run)') for m, n in zip(part['method'], part['seeds'])]
+        labels = [m + ('' if n else ' (not run)') + (' (no paper)' if math.isnan(g) else '')
+                  for m, n, g in zip(part['method'], part['seeds'], part['gain paper'])]
         ax.set_yticks(y, labels, fontsize=8)
         ax.invert_yaxis()
         ax.axvline(0, color='k', lw=0.6)
@@ -236,6 +240,25 @@ def plot_board(frame):
         ax.set_xlabel('mAP gain over the baseline student (points)', fontsize=8)
     axes[0][0].legend(fontsize=7)
     return fig
+
+
+def plot_board_curves(frame, store: Optional[RunStore] = None) -> Dict[Tuple[str, str], object]:
+    """Per pair of a :func:`board`, the figure of every distilled student's per-epoch validation mAP over its
+    baseline student's, one line per seed (:func:`kdlab.viz.curves.plot_beside_baseline`), methods in the
+    board's order; from the runs :func:`board` found stored (``frame.attrs['runs']``)."""
+    from kdlab.viz.curves import plot_beside_baseline
+    store = store or RunStore()
+    runs = frame.attrs.get('runs', {})
+    figures = {}
+    for student, teacher in dict.fromkeys(zip(frame['student'], frame['teacher'])):
+        part = frame[(frame['student'] == student) & (frame['teacher'] == teacher)]
+        load = lambda label: {seed: store.load(key) for seed, key in runs.get((student, teacher, label), {}).items()}
+        students = {m: load(m) for m in part['method'] if m not in ('teacher', 'baseline')
+                    and runs.get((student, teacher, m))}
+        if students:
+            figures[(student, teacher)] = plot_beside_baseline(load('baseline'), students,
+                                                               title=f'{student} <- {teacher}')
+    return figures
 
 
 def leaderboard(pairs=DEFAULT_PAIRS, methods=None, seeds=(0, 1, 2), scale: str = 'mini', *, store=None,
@@ -277,13 +300,17 @@ def main(args) -> int:
     path = out / f'leaderboard_{scale_label(args.scale)}.csv'     # mini v2 beside v1's, never over it
     frame = merge_board(path, frame)
     atomic_write_text(path, frame.to_csv(index=False))
+    plot_board(frame).savefig(path.with_suffix('.png'), dpi=120)        # gains beside the papers'
+    for (student, teacher), fig in plot_board_curves(frame, RunStore(args.results) if args.results else None).items():
+        fig.savefig(out / f'curves_{scale_label(args.scale)}_{student}_{teacher}.png', dpi=100)
     check = board_check(frame)
     print('\nconclusion check (gains against the papers\' for each pair; `paper`: the sources; '
           'written into results/summary_<scale>.* with the tables\' checks):')
     print(check[['block', 'rows', 'same sign', 'median ratio', 'rho', 'gain sd', 'verdict']].to_string(index=False))
     from kdlab.engine.conclusions import summary
     summary(scale_label(args.scale), out.parent)       # the scale's summary: the tables' checks and this board's
-    print(f'\nwritten: {path}, {out.parent / f"summary_{scale_label(args.scale)}.md"}', file=sys.stderr)
+    print(f'\nwritten: {path} (and its figure .png, the students\' curves curves_*.png), '
+          f'{out.parent / f"summary_{scale_label(args.scale)}.md"}', file=sys.stderr)
     return 0
 
 

@@ -52,3 +52,36 @@ def plot_learning_curves(frame, metric: str = 'mAP', *, title: str = '', panels:
     if panels and title:
         fig.suptitle(title)
     return fig
+
+
+def plot_beside_baseline(baseline: Mapping[int, Optional[dict]], students: Mapping[str, Mapping[int, Optional[dict]]],
+                         metric: str = 'mAP', *, title: str = '', cols: int = 4):
+    """One panel per distilled student (``students``: label -> seed -> run record), its curves drawn over the
+    baseline student's (``baseline``: seed -> run record, grey), one line per seed: where a method's gain comes
+    from (an earlier rise, a higher end) and where it has none. Returns the figure."""
+    import matplotlib.pyplot as plt
+    labels = list(students)
+    cols = max(1, min(cols, len(labels)))
+    rows = max(1, -(-len(labels) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.6 * rows), sharex=True, sharey=True,
+                             squeeze=False, constrained_layout=True)
+    base = curve_frame({f'baseline s{seed}': rec for seed, rec in baseline.items()}, metric).dropna(subset=['epoch'])
+    for ax, label in zip(axes.flat, labels):
+        for _, part in base.groupby('label', sort=False):
+            ax.plot(part['epoch'], part[metric], color='0.6', lw=1)
+        runs = curve_frame({f'{label} s{seed}': rec for seed, rec in students[label].items()}, metric)
+        for _, part in runs.dropna(subset=['epoch']).groupby('label', sort=False):
+            ax.plot(part['epoch'], part[metric], color='C1', lw=1)
+        seeds = sum(rec is not None for rec in students[label].values())
+        ax.set_title(f'{label} ({seeds} seed{"s" * (seeds != 1)}) over the baseline (grey)', fontsize=8)
+        ax.xaxis.set_tick_params(labelbottom=True)
+        ax.yaxis.set_tick_params(labelleft=True)
+    for ax in list(axes.flat)[len(labels):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f'validation {metric}', fontsize=8)
+    for ax in axes[-1]:
+        ax.set_xlabel('epoch', fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
