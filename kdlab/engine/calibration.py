@@ -117,9 +117,10 @@ def calibrate(detectors: Sequence[str] = DEFAULT_DETECTORS, *, schedules: Sequen
     every = written['finals.csv']                   # this call's runs and those of earlier calls
     summary = summarise(every)
     atomic_write_text(out / 'calibration.csv', summary.to_csv(index=False))
-    records = {f'{r.detector} {r.schedule} s{r.seed}': store.load(r.run) for r in every.itertuples(index=False)}
-    families = {f'{r.detector} {r.schedule} s{r.seed}': parse_detector(r.detector)[0].name
-                for r in every.itertuples(index=False)}          # one panel per detector family
+    records, families = {}, {}                        # by run label; one panel per detector family
+    for r in every.itertuples(index=False):
+        label = f'{r.detector} {r.schedule} s{r.seed}'
+        records[label], families[label] = store.load(r.run), parse_detector(r.detector)[0].name
     fig = plot_learning_curves(curve_frame({k: v for k, v in records.items() if v is not None}),
                                title=f'mini {protocol} baselines', panels=families)
     fig.savefig(out / 'curves.png', dpi=120)

@@ -292,8 +292,9 @@ def merge_board(path: Path, frame):
 
 def main(args) -> int:
     pairs = [parse_pair(p) for p in args.pairs] if args.pairs else DEFAULT_PAIRS
-    frame = leaderboard(pairs, args.methods, args.seeds, args.scale, store=RunStore(args.results) if args.results
-                        else None, train=not args.no_train, workers=args.workers)
+    store = RunStore(args.results) if args.results else RunStore()
+    frame = leaderboard(pairs, args.methods, args.seeds, args.scale, store=store, train=not args.no_train,
+                        workers=args.workers)
     print(frame.to_string(index=False, float_format=lambda v: f'{v:.1f}'))
     from kdlab.zoo import scale_label
     out = Path(args.out) if args.out else repo_root() / 'results' / 'leaderboard'
@@ -301,7 +302,7 @@ def main(args) -> int:
     frame = merge_board(path, frame)
     atomic_write_text(path, frame.to_csv(index=False))
     plot_board(frame).savefig(path.with_suffix('.png'), dpi=120)        # gains beside the papers'
-    for (student, teacher), fig in plot_board_curves(frame, RunStore(args.results) if args.results else None).items():
+    for (student, teacher), fig in plot_board_curves(frame, store).items():
         fig.savefig(out / f'curves_{scale_label(args.scale)}_{student}_{teacher}.png', dpi=100)
     check = board_check(frame)
     print('\nconclusion check (gains against the papers\' for each pair; `paper`: the sources; '

@@ -20,18 +20,27 @@ def curve_frame(records: Mapping[str, Optional[dict]], metric: str = 'mAP'):
     return pd.DataFrame(rows, columns=['label', 'epoch', metric, f'teacher_{metric}'])
 
 
+def _panels(count: int, cols: int, width: float, height: float):
+    """A figure of ``count`` panels, ``cols`` to a row, sharing both axes; the grid's unused cells hidden.
+    Returns the figure and the panels' axes, grid row by row."""
+    import matplotlib.pyplot as plt
+    cols = max(1, min(cols, count))
+    rows = max(1, -(-count // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), sharex=True, sharey=True,
+                             squeeze=False, constrained_layout=True)
+    for ax in list(axes.flat)[count:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
 def plot_learning_curves(frame, metric: str = 'mAP', *, title: str = '', panels: Optional[Mapping[str, str]] = None):
     """One line per run of ``curve_frame``, the teachers' values dashed; returns the figure. ``panels`` (label ->
     panel title, e.g. the detector family): one small plot per panel, sharing the axes, so that the lines of
     one panel keep distinct colours; labels it does not name share one panel."""
-    import matplotlib.pyplot as plt
     frame = frame.dropna(subset=['epoch'])
     labels = list(dict.fromkeys(frame['label']))
     names = list(dict.fromkeys((panels or {}).get(label, '') for label in labels)) or ['']
-    cols = min(len(names), 3)
-    rows = -(-len(names) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.5 if cols == 1 else 4.2 * cols, 3.6 * rows), sharex=True,
-                             sharey=True, squeeze=False, constrained_layout=True)
+    fig, axes = _panels(len(names), 3, 5.5 if len(names) == 1 else 4.2, 3.6)
     for ax, name in zip(axes.flat, names):
         for label in labels:
             if (panels or {}).get(label, '') != name:
@@ -47,8 +56,6 @@ def plot_learning_curves(frame, metric: str = 'mAP', *, title: str = '', panels:
         ax.set_ylabel(f'validation {metric}')
         ax.xaxis.set_tick_params(labelbottom=True)     # shared x: every panel keeps its epochs
         ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(names):]:
-        ax.set_visible(False)
     if panels and title:
         fig.suptitle(title)
     return fig
@@ -59,12 +66,8 @@ def plot_beside_baseline(baseline: Mapping[int, Optional[dict]], students: Mappi
     """One panel per distilled student (``students``: label -> seed -> run record), its curves drawn over the
     baseline student's (``baseline``: seed -> run record, grey), one line per seed: where a method's gain comes
     from (an earlier rise, a higher end) and where it has none. Returns the figure."""
-    import matplotlib.pyplot as plt
     labels = list(students)
-    cols = max(1, min(cols, len(labels)))
-    rows = max(1, -(-len(labels) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.6 * rows), sharex=True, sharey=True,
-                             squeeze=False, constrained_layout=True)
+    fig, axes = _panels(len(labels), cols, 3.3, 2.6)
     base = curve_frame({f'baseline s{seed}': rec for seed, rec in baseline.items()}, metric).dropna(subset=['epoch'])
     for ax, label in zip(axes.flat, labels):
         for _, part in base.groupby('label', sort=False):
@@ -76,8 +79,6 @@ def plot_beside_baseline(baseline: Mapping[int, Optional[dict]], students: Mappi
         ax.set_title(f'{label} ({seeds} seed{"s" * (seeds != 1)}) over the baseline (grey)', fontsize=8)
         ax.xaxis.set_tick_params(labelbottom=True)
         ax.yaxis.set_tick_params(labelleft=True)
-    for ax in list(axes.flat)[len(labels):]:
-        ax.set_visible(False)
     for ax in axes[:, 0]:
         ax.set_ylabel(f'validation {metric}', fontsize=8)
     for ax in axes[-1]:
