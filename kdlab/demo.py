@@ -8,6 +8,12 @@ The runs are planned like any table row (:func:`kdlab.engine.planner.plan_pair`)
 them stored. ``kdlab demo`` then trains the distilled student again on this machine (:func:`train_again`: the
 same run, from the stored teacher or its committed weights, into a scratch store) and prints its mAP beside the
 stored record's: real work on every call, and a check that the stored number is reproduced here.
+
+Under mini v2 (``KDLAB_MINI=v2``) the demo's runs are the leaderboard cell's seed-0 teacher, baseline and PKD
+student, planned as ``kdlab leaderboard`` plans them (:data:`PROTOCOL_RUNS`). v2's 1x is 48 epochs, about 75
+core-minutes for PKD, so the student is trained again for its first :data:`FIRST_EPOCHS` epochs only (the same
+config, learning-rate steps and data order; training stops there) and compared with its record's learning curve
+at that epoch, beside the baseline's record at the same epoch.
 """
 from __future__ import annotations
 
@@ -17,16 +23,35 @@ from typing import Dict, List, Optional
 from kdlab.engine.planner import execute_plan, plan_pair
 from kdlab.engine.store import RunStore, rebuilt_note
 
-DEFAULTS = dict(teacher='retinanet_x101', student='retinanet_r50', method='pkd', schedule='1x',
-                teacher_schedule='3x', loss_weight=10.0)
+DEFAULTS = dict(teacher='retinanet_x101', student='retinanet_r50', method='pkd', schedule='1x')
+#: What else the demo's runs are, per mini protocol (smoke and full scale: v1's). v1: PKD at mmrazor's loss
+#: weight 10, from a teacher trained 3x. v2: what ``kdlab leaderboard`` plans (the registry's weight times the
+#: loss-scale rule's factor, the teacher's 1x), so that the demo's records are the leaderboard cell's seed-0 runs.
+PROTOCOL_RUNS = {'v1': dict(teacher_schedule='3x', loss_weight=10.0), 'v2': {}}
+#: How many of its epochs the demo trains the distilled student again for (None: all of them). v2: 4 of 48, about
+#: 5 minutes on 2 cores; at epoch 4 the stored PKD run leads its baseline by 10 mAP (16.9 against 6.6).
+FIRST_EPOCHS = {'v1': None, 'v2': 4}
+_PROTOCOL = object()          # run(epochs=...) not given: the protocol's FIRST_EPOCHS
+
+
+def protocol_of(scale: str) -> str:
+    """The mini protocol the demo's runs follow: ``$KDLAB_MINI`` at mini scale, v1's choices elsewhere."""
+    from kdlab.zoo import mini_protocol
+    return mini_protocol() if scale == 'mini' else 'v1'
 
 
 def run(scale: str = 'mini', *, store: Optional[RunStore] = None, progress: bool = True,
-        data_root: Optional[str] = None, seed: int = 0, again: bool = False,
+        data_root: Optional[str] = None, seed: int = 0, again: bool = False, epochs=_PROTOCOL,
         **overrides) -> List[Dict[str, object]]:
     """Plan, train what is not stored, and return one row per run: role, model, metrics, key, wall time.
-    ``again``: the distilled student is also trained again here (:func:`train_again`), a fourth row."""
-    opts = {**DEFAULTS, **overrides}
+    ``again``: the distilled student is also trained again here (:func:`train_again`), a fourth row; with
+    ``epochs`` (default: the protocol's :data:`FIRST_EPOCHS`) only its first ``epochs`` epochs, and the rows
+    then also give both records' learning curves at that epoch (``'<role>, epoch N'``)."""
+    protocol = protocol_of(scale)
+    if epochs is _PROTOCOL:
+        epochs = FIRST_EPOCHS[protocol]
+    opts = {**DEFAULTS, **PROTOCOL_RUNS[protocol],
+            **{k: v for k, v in overrides.items() if v is not None}}
     teacher, student, method = opts.pop('teacher'), opts.pop('student'), opts.pop('method')
     store = store or RunStore()
     plan = plan_pair(student, [teacher], method, scale, seed=seed, data_root=data_root, **opts)
@@ -45,7 +70,7 @@ def run(scale: str = 'mini', *, store: Optional[RunStore] = None, progress: bool
         key = plan.rows['distilled']
         if progress:
             print(f'[{method}] {plan.runs[key].name}: trained again here, beside its stored record', flush=True)
-        here = train_again(plan, key, store, progress=progress)
+        here = train_again(plan, key, store, progress=progress, epochs=epochs)
         records = {k: store.load(k) or v for k, v in records.items()}      # a teacher trained again meanwhile
     rows = []
     for role, ref in (('teacher', f'teacher:{teacher}'), ('baseline', 'baseline'), (method, 'distilled')):
@@ -53,19 +78,57 @@ def run(scale: str = 'mini', *, store: Optional[RunStore] = None, progress: bool
         rows.append({'role': role, 'model': plan.runs[rec['key']].name, **rec['metrics'], 'key': rec['key'],
                      'wall_time_s': rec['wall_time_s'], 'note': rebuilt_note(store.rebuilt_inputs(rec))})
     if here is not None:
-        rows.append({'role': f'{method} here', 'model': plan.runs[here['key']].name, **here['metrics'],
-                     'key': here['key'], 'wall_time_s': here['wall_time_s'],
-                     'note': f'trained again on this machine (not stored in {store.root}); its teacher from '
-                             f'{here.get("teacher_source")}'})
+        note = (f'trained again on this machine (not stored in {store.root}); its teacher from '
+                f'{here.get("teacher_source")}')
+        if here.get('first_epochs'):
+            n, of = here['first_epochs'], here['of_epochs']
+            for role, ref in (('baseline', 'baseline'), (method, 'distilled')):
+                rec = records[plan.rows[ref]]
+                rows.append({'role': f'{role}, epoch {n}', 'model': plan.runs[rec['key']].name,
+                             **at_epoch(rec, n), 'key': rec['key'], 'wall_time_s': None, 'from_curve': True,
+                             'note': f'its record\'s learning curve at epoch {n} of {of}'})
+            rows.append({'role': f'{method} here, epoch {n}', 'model': plan.runs[here['key']].name,
+                         **here['metrics'], 'key': here['key'], 'wall_time_s': here['wall_time_s'],
+                         'note': f'its first {n} of {of} epochs {note}'})
+        else:
+            rows.append({'role': f'{method} here', 'model': plan.runs[here['key']].name, **here['metrics'],
+                         'key': here['key'], 'wall_time_s': here['wall_time_s'], 'note': note})
     return rows
 
 
-def train_again(plan, key: str, store: RunStore, *, progress: bool = True) -> dict:
+def at_epoch(record: dict, epoch: int) -> Dict[str, float]:
+    """A run record's validation metrics after ``epoch`` (its learning curve, ``record['curve']``)."""
+    for point in record.get('curve') or ():
+        if point.get('epoch') == epoch:
+            return {k: v for k, v in point.items() if k not in ('epoch', 'teacher')}
+    from kdlab.errors import KdlabError
+    raise KdlabError(f'run {record["key"]} ({record["name"]}) has no learning-curve point at epoch {epoch}',
+                     'its record predates learning curves: train it again (kdlab train ... --overwrite) or '
+                     'run the demo with --epochs 0 (the whole run)')
+
+
+def first_epochs(cfg, epochs: int):
+    """``cfg`` trained for its first ``epochs`` epochs only: the same learning-rate schedule, data order and
+    seed, the loop stopped early. An mmengine config states its schedulers' milestones and ends as numbers (a
+    config computed from ``max_epochs`` holds the result), and nothing else reads ``max_epochs`` before the
+    loop's end, so these epochs are the whole run's first epochs."""
+    from kdlab.errors import KdlabError
+    total = cfg.train_cfg['max_epochs']
+    if not 1 <= epochs <= total:
+        raise KdlabError(f'cannot train the first {epochs} epochs of a {total}-epoch run', f'choose 1 to {total}')
+    import copy
+    cfg = copy.deepcopy(cfg)
+    cfg.train_cfg['max_epochs'] = epochs
+    return cfg
+
+
+def train_again(plan, key: str, store: RunStore, *, progress: bool = True, epochs: Optional[int] = None) -> dict:
     """Run ``key`` of ``plan`` trained again on this machine from its stored inputs (its teacher's checkpoint, or
     the teacher's committed weights where the checkpoint is elsewhere), into a scratch store
     (``~/.cache/kdlab/demo``) so that its stored record stays as it is; returns the new record. Same config, same
     key, same seed: on the CPU it is the same computation, so its mAP is the stored one unless an input differs
-    (a teacher from its half-precision committed weights) or the machine computes differently."""
+    (a teacher from its half-precision committed weights) or the machine computes differently. ``epochs``: only
+    its first ``epochs`` epochs (:func:`first_epochs`); the record says so (``first_epochs``, ``of_epochs``)."""
     import shutil
     from kdlab.engine.planner import _prepare
     from kdlab.engine.runner import execute
@@ -76,6 +139,9 @@ def train_again(plan, key: str, store: RunStore, *, progress: bool = True) -> di
     # its config with the teacher's checkpoint filled in; a teacher stored without its checkpoint here (nor
     # committed weights) is trained again first, as for any run that needs it
     cfg, extra = _prepare(plan, run, store, {}, progress=progress)
+    if epochs:
+        extra = dict(extra, first_epochs=epochs, of_epochs=cfg.train_cfg['max_epochs'])
+        cfg = first_epochs(cfg, epochs)
     sources = [store.load(need).get('checkpoint_source') or 'its checkpoint' for need in run.needs]
     if scratch.work_dir(key).exists():
         shutil.rmtree(scratch.work_dir(key))  # from the start, not resumed
@@ -87,11 +153,12 @@ def train_again(plan, key: str, store: RunStore, *, progress: bool = True) -> di
 def format_table(rows) -> str:
     cols = ['mAP', 'AP50', 'AP75', 'APs', 'APm', 'APl']
     width = max(len(r['model']) for r in rows)
-    head = f'{"role":<9} {"model":<{width}} ' + ' '.join(f'{c:>5}' for c in cols) + '   run'
+    role = max(9, *(len(r['role']) for r in rows))
+    head = f'{"role":<{role}} {"model":<{width}} ' + ' '.join(f'{c:>5}' for c in cols) + '   run'
     lines = [head, '-' * len(head)]
     for r in rows:
         vals = ' '.join(f'{r[c]:>5.1f}' if r.get(c) is not None else f'{"-":>5}' for c in cols)
-        lines.append(f'{r["role"]:<9} {r["model"]:<{width}} {vals}   {r["key"]}')
+        lines.append(f'{r["role"]:<{role}} {r["model"]:<{width}} {vals}   {r["key"]}')
     return '\n'.join(lines)
 
 
@@ -100,18 +167,26 @@ def main(args) -> int:
     store = RunStore(args.store) if args.store else RunStore()
     rows = run(args.scale, store=store, data_root=args.data_root, seed=args.seed, teacher=args.teacher,
                student=args.student, schedule=args.schedule, teacher_schedule=args.teacher_schedule,
-               again=not args.stored_only)
+               again=not args.stored_only, **({} if args.epochs is None else {'epochs': args.epochs or None}))
     print()
     print(format_table(rows))
     t, b, d = (rows[0]['mAP'], rows[1]['mAP'], rows[2]['mAP'])
-    print(f'\nteacher - baseline: {t - b:+.1f} mAP;  PKD - baseline: {d - b:+.1f} mAP   '
+    method = rows[2]['role']
+    print(f'\nteacher - baseline: {t - b:+.1f} mAP;  {method} - baseline: {d - b:+.1f} mAP   '
           f'({time.time() - t0:.0f} s; runs stored under {store.root})')
-    if len(rows) > 3:
+    if len(rows) == 4:
         h = rows[3]['mAP']
-        print(f'the PKD student trained again here: {h} mAP, its stored record {d} ({h - d:+.1f}; '
+        print(f'the {method} student trained again here: {h} mAP, its stored record {d} ({h - d:+.1f}; '
               f'{rows[3]["wall_time_s"]:.0f} s; {rows[3]["note"]})')
+    elif len(rows) > 4:
+        base, rec, here = rows[3], rows[4], rows[5]
+        n = here['role'].rsplit(' ', 1)[-1]
+        print(f'the {method} student trained again here for its first {n} epochs: {here["mAP"]} mAP at epoch {n}, '
+              f'its record {rec["mAP"]} ({here["mAP"] - rec["mAP"]:+.1f}); the baseline\'s record at epoch {n}: '
+              f'{base["mAP"]} ({method} leads by {here["mAP"] - base["mAP"]:+.1f} here, '
+              f'{rec["mAP"] - base["mAP"]:+.1f} in the records; {here["wall_time_s"]:.0f} s)')
     for r in rows:
-        if r['note']:
+        if r['note'] and not r.get('from_curve'):
             print(f'note, {r["role"]}: {r["note"]}')
     return 0
 
@@ -122,7 +197,11 @@ def register(sub) -> None:
     p.add_argument('--teacher', default=DEFAULTS['teacher'])
     p.add_argument('--student', default=DEFAULTS['student'])
     p.add_argument('--schedule', default=DEFAULTS['schedule'], help='student schedule (default 1x)')
-    p.add_argument('--teacher-schedule', default=DEFAULTS['teacher_schedule'], help='teacher schedule (default 3x)')
+    p.add_argument('--teacher-schedule', default=None,
+                   help="teacher schedule (default: the protocol's; v1 3x, v2 the teacher's 1x)")
+    p.add_argument('--epochs', type=int, default=None,
+                   help='train the distilled student again for its first N epochs only and compare with its '
+                        "record's learning curve there (default: mini v2 4, else the whole run; 0: the whole run)")
     p.add_argument('--data-root', default=None, help='default: the embedded synthetic dataset (generated)')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--store', default=None, help='run store (default: results/runs or $KDLAB_RESULTS)')

@@ -235,3 +235,48 @@ def test_the_demo_trains_the_student_again_and_reproduces_its_record(demo_rows, 
     a = torch.load(store.load(here['key'])['checkpoint'], map_location='cpu', weights_only=False)['state_dict']
     b = torch.load(scratch.load(here['key'])['checkpoint'], map_location='cpu', weights_only=False)['state_dict']
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)    # weight for weight
+
+
+def test_the_demo_can_train_the_student_again_for_its_first_epochs(demo_rows, tmp_path, monkeypatch):
+    """Mini v2's demo trains the student again for its first epochs only and reads both records' learning curves
+    at that epoch; here the smoke run's one epoch: the same computation, so the record's curve point."""
+    from kdlab import demo
+    store, rows = demo_rows
+    monkeypatch.setenv('KDLAB_WORK', str(tmp_path / 'work'))
+    again = demo.run('smoke', store=store, progress=False, again=True, epochs=1)
+    assert [r['role'] for r in again] == ['teacher', 'baseline', 'pkd', 'baseline, epoch 1', 'pkd, epoch 1',
+                                          'pkd here, epoch 1']
+    base, rec, here = again[3:]
+    assert rec['mAP'] == demo.at_epoch(store.load(rows[2]['key']), 1)['mAP']
+    assert base['mAP'] == demo.at_epoch(store.load(rows[1]['key']), 1)['mAP']
+    assert here['mAP'] == rec['mAP'] and here['AP50'] == rec['AP50']
+    assert 'its first 1 of 1 epochs' in here['note']
+    scratch = RunStore(tmp_path / 'demo' / 'runs', tmp_path / 'demo' / 'work')
+    assert scratch.load(here['key'])['first_epochs'] == 1
+    table = demo.format_table(again)
+    assert 'pkd here, epoch 1' in table
+
+
+def test_first_epochs_keeps_the_schedule_and_stops_the_loop():
+    """The first 4 epochs of mini v2's 48-epoch 1x: the same learning-rate steps (set in epochs), the loop ends at
+    4; a count outside the run is refused."""
+    from kdlab import demo
+    from kdlab.errors import KdlabError
+    from kdlab.zoo import detector_config
+    cfg = detector_config('retinanet_r50', 'mini', schedule='1x', protocol='v2')
+    assert cfg.train_cfg['max_epochs'] == 48
+    first = demo.first_epochs(cfg, 4)
+    assert first.train_cfg['max_epochs'] == 4 and cfg.train_cfg['max_epochs'] == 48
+    assert first.param_scheduler == cfg.param_scheduler
+    assert first.param_scheduler[-1]['milestones'] == [36] and first.param_scheduler[-1]['end'] == 48
+    for bad in (0, 49):
+        with pytest.raises(KdlabError, match='choose 1 to 48'):
+            demo.first_epochs(cfg, bad)
+
+
+def test_a_record_without_a_curve_point_names_the_fix():
+    from kdlab import demo
+    from kdlab.errors import KdlabError
+    with pytest.raises(KdlabError, match='no learning-curve point at epoch 4') as err:
+        demo.at_epoch({'key': 'k', 'name': 'n', 'curve': [{'epoch': 1, 'mAP': 1.0}]}, 4)
+    assert '--epochs 0' in str(err.value)
