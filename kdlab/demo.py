@@ -28,8 +28,9 @@ DEFAULTS = dict(teacher='retinanet_x101', student='retinanet_r50', method='pkd',
 #: weight 10, from a teacher trained 3x. v2: what ``kdlab leaderboard`` plans (the registry's weight times the
 #: loss-scale rule's factor, the teacher's 1x), so that the demo's records are the leaderboard cell's seed-0 runs.
 PROTOCOL_RUNS = {'v1': dict(teacher_schedule='3x', loss_weight=10.0), 'v2': {}}
-#: How many of its epochs the demo trains the distilled student again for (None: all of them). v2: 4 of 48, about
-#: 5 minutes on 2 cores; at epoch 4 the stored PKD run leads its baseline by 10 mAP (16.9 against 6.6).
+#: How many of its epochs the demo trains the distilled student again for (None: all of them). v2: 4 of 48, 309 s
+#: measured on a clean clone (one thread, as ``make demo`` runs it; 6 min 52 s with the set-up); at epoch 4 the
+#: stored PKD run leads its baseline by 10.3 mAP (16.9 against 6.6).
 FIRST_EPOCHS = {'v1': None, 'v2': 4}
 _PROTOCOL = object()          # run(epochs=...) not given: the protocol's FIRST_EPOCHS
 
