@@ -72,6 +72,7 @@ def test_the_hook_multiplies_every_distillation_loss_and_nothing_else(scenes):
 
 
 def test_the_committed_table_holds_the_rule():
+    from kdlab.core.levels import default_pairing
     from kdlab.methods.loss_scale import read_table
     rows = read_table()
     assert rows, 'kdlab/methods/loss_scale.csv is empty: `kdlab loss-scale` measures it'
@@ -82,6 +83,8 @@ def test_the_committed_table_holds_the_rule():
         assert r['factor'] == pytest.approx(r['ratio_full'] / r['ratio_mini'] if r['applicable'] else 1.0, rel=1e-4)
         assert r['ratio_full'] == pytest.approx(r['distill_full'] / r['det_full'], rel=1e-4)
         by[r['method'], r['student'], r['teacher']] = r['factor']
+        # measured on the levels a run of the pair distils (rule_factor refuses a factor of another pairing)
+        assert r['pairing'] == default_pairing(r['method'], r['student'], r['teacher']), r
     pair = ('retinanet_r50', 'retinanet_x101')
     # the mean-reduced loss keeps its balance across scales; a sum-reduced one needs a factor well above 1
     assert 0.5 < by[('pkd',) + pair] < 2.0
@@ -128,6 +131,28 @@ def test_a_factor_measured_on_other_stand_ins_is_refused(tmp_path):
     with pytest.raises(KdlabError, match='--again'):
         rule_factor('dfmsd', 'retinanet_r50', 'retinanet_r101', path)
     assert stand_ins('retinanet_r50', 'retinanet_x101') != stand_ins('retinanet_r50', 'retinanet_r101')
+
+
+def test_a_factor_measured_on_another_level_pairing_is_refused(tmp_path):
+    """A factor carries the shapes of the levels the losses compare, so it applies to the pairing it was measured
+    with: the rule measures each pair as the planner's runs pair it (``default_pairing``: FGD on a Swin P2-P6
+    teacher and a RetinaNet P3-P7 student, by stride; PKD, by index as its released code does)."""
+    from kdlab.core.levels import default_pairing
+    from kdlab.errors import KdlabError
+    from kdlab.methods.loss_scale import initial_config, read_table, rule_factor, stand_ins, write_rows
+    assert default_pairing('fgd', 'retinanet_r50', 'mask_rcnn_swin_s') == 'stride'
+    assert default_pairing('pkd', 'retinanet_r50', 'mask_rcnn_swin_s') == 'index'
+    assert default_pairing('fgd', 'retinanet_r50', 'retinanet_x101') == 'index'        # the same pyramids
+    assert initial_config('fgd', 'retinanet_r50', 'mask_rcnn_swin_s', 'mini').kdlab_method['pairing'] == 'stride'
+    row = dict(next(r for r in read_table() if (r['method'], r['teacher']) == ('dfmsd', 'retinanet_r101')),
+               method='fgd', teacher='mask_rcnn_swin_s', stand_ins=stand_ins('retinanet_r50', 'mask_rcnn_swin_s'))
+    path = write_rows([dict(row, pairing='index')], tmp_path / 'table.csv')
+    with pytest.raises(KdlabError, match='paired by index, this run pairs them by stride') as err:
+        rule_factor('fgd', 'retinanet_r50', 'mask_rcnn_swin_s', path)
+    assert 'kdlab loss-scale fgd --pair retinanet_r50 mask_rcnn_swin_s --again' in str(err.value)
+    assert rule_factor('fgd', 'retinanet_r50', 'mask_rcnn_swin_s', path, pairing='index') == row['factor']
+    write_rows([dict(row, pairing='stride')], path)
+    assert rule_factor('fgd', 'retinanet_r50', 'mask_rcnn_swin_s', path) == row['factor']
 
 
 def test_a_caffe_style_config_at_initialisation_is_fed_unit_variance_pixels():

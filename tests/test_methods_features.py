@@ -67,9 +67,15 @@ def test_levels_of_each_method(zoo):
     for method in ('mgd', 'fgd', 'amd', 'dmkd', 'dfmsd', 'dsamkd'):
         losses = _cfg(zoo, method).model.distiller.distill_losses
         assert [k.split('_')[-1] for k in losses] == four + ['P7'], method
-    # heterogeneous index pairing (Swin Mask R-CNN P2-P6 teacher, RetinaNet P3-P7 student)
-    hetero = _cfg(zoo, 'dmkd', teacher='mask_rcnn_swin_t').model.distiller.distill_losses
+    # heterogeneous index pairing (Swin Mask R-CNN P2-P6 teacher, RetinaNet P3-P7 student), when asked for
+    hetero = _cfg(zoo, 'dmkd', teacher='mask_rcnn_swin_t', pairing='index').model.distiller.distill_losses
     assert list(hetero)[0] == 'loss_dmkd_P3_from_P2' and len(hetero) == 5
+    # a masking method's default on that pair: same-stride levels (kdlab.core.levels.default_pairing)
+    default = _cfg(zoo, 'dmkd', teacher='mask_rcnn_swin_t')
+    assert list(default.model.distiller.distill_losses) == ['loss_dmkd_P3', 'loss_dmkd_P4', 'loss_dmkd_P5',
+                                                            'loss_dmkd_P6']
+    assert default.kdlab_method['pairing'] == 'stride'
+    assert _cfg(zoo, 'pkd', teacher='mask_rcnn_swin_t').kdlab_method['pairing'] == 'index'   # PKD's code: by index
 
 
 def test_dcsf_kd_alpha_paper_by_default_released_on_request(zoo):
@@ -97,8 +103,8 @@ def test_defaults_by_student_kind_and_presets(zoo):
     assert two.distill_losses.loss_mgd_P2.alpha_mgd == 5e-7
     assert two.connectors.s_mgd_P2_connector.lambda_mgd == 0.45
     with pytest.raises(KdlabError, match='stride'):
-        _cfg(zoo, 'mgd', teacher='mask_rcnn_swin_t')
-    assert list(_cfg(zoo, 'mgd', teacher='mask_rcnn_swin_t', pairing='stride').model.distiller.distill_losses) == [
+        _cfg(zoo, 'mgd', teacher='mask_rcnn_swin_t', pairing='index')
+    assert list(_cfg(zoo, 'mgd', teacher='mask_rcnn_swin_t').model.distiller.distill_losses) == [
         'loss_mgd_P3', 'loss_mgd_P4', 'loss_mgd_P5', 'loss_mgd_P6']
     fgd = _cfg(zoo, 'fgd').model.distiller
     assert fgd.distill_losses.loss_fgd_P3.alpha_fgd == 1e-3 and fgd.student_recorders.samples.type == 'DataSamples'

@@ -6,8 +6,11 @@ heterogeneous pair it is not: a Mask R-CNN teacher's neck starts at P2 and a Ret
 index 0 pairs teacher P2 with student P3 (PKD's Swin -> RetinaNet row does exactly this; the student map
 is resized to the teacher's). kdlab makes the choice explicit:
 
-* ``'index'`` (default; what the official configs do): pair output ``i`` with output ``i``;
+* ``'index'`` (what the official configs do): pair output ``i`` with output ``i``;
 * ``'stride'``: pair the outputs with the same stride (P3 with P3, ...), dropping the unmatched ones.
+
+:func:`default_pairing` chooses between them for a method and a pair, once for every caller: the planner's runs,
+the loss-scale rule's measurement, the benchmarks.
 """
 from __future__ import annotations
 
@@ -17,6 +20,19 @@ from typing import List, Sequence, Tuple
 from kdlab.errors import UnknownNameError
 
 PAIRINGS = ('index', 'stride')
+
+#: Methods whose released code pairs neck outputs by index and resizes the student (PKD, DCSF-KD); the
+#: masking methods compare maps of equal size and pair heterogeneous pyramids by stride.
+INDEX_PAIRED = ('pkd', 'dcsf_kd')
+
+
+def default_pairing(method: str, student: str, teacher: str) -> str:
+    """How ``method`` pairs the zoo detectors' neck outputs unless told: ``'index'`` where the two pyramids have
+    the same levels (the two pairings agree) or the method's released code pairs by index
+    (:data:`INDEX_PAIRED`), else ``'stride'``."""
+    if method in INDEX_PAIRED or levels_of(student) == levels_of(teacher):
+        return 'index'
+    return 'stride'
 
 
 @dataclass(frozen=True)

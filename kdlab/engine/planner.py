@@ -20,6 +20,7 @@ import re
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from kdlab.engine.runner import run_key
+from kdlab.core.levels import default_pairing
 from kdlab.engine.store import checkpoint_present
 from kdlab.errors import KdlabError
 
@@ -85,18 +86,6 @@ def zoo_name(spec) -> Optional[str]:
 def _zoo_schedule(schedule: Optional[str], default: str) -> str:
     """A schedule as a row states it, as the zoo names it (:data:`SCHEDULE_ALIASES`); ``default`` if none."""
     return SCHEDULE_ALIASES.get(schedule, schedule) if schedule else default
-
-
-#: Methods whose released code pairs neck outputs by index and resizes the student (PKD, DCSF-KD); the
-#: masking methods compare maps of equal size and pair heterogeneous pyramids by stride.
-INDEX_PAIRED = ('pkd', 'dcsf_kd')
-
-
-def pairing_for(method: str, student: str, teacher: str) -> str:
-    from kdlab.core.levels import levels_of
-    if method in INDEX_PAIRED or levels_of(student) == levels_of(teacher):
-        return 'index'
-    return 'stride'
 
 
 def method_params(row) -> Dict[str, object]:
@@ -200,7 +189,7 @@ class _Planner:
             me = params.pop('me', 'last')
             t_cfgs = [r.cfg for _, r in teachers]
             stages = sal_stages(s_cfg, t_cfgs, student=student, teachers=[t for t, _ in teachers],
-                                pairing=pairing_for(method, student, teachers[-1][0]),
+                                pairing=default_pairing(method, student, teachers[-1][0]),
                                 teacher_ckpts=[run_ref(r.key) for _, r in teachers], sal=sal, me=me,
                                 teacher_input=self.teacher_input, **params)
             prev: Optional[PlannedRun] = None
@@ -227,7 +216,7 @@ class _Planner:
         t_name, t_run = teachers[0]
         cfg = distill_config(s_cfg, t_run.cfg, student=student, teacher=t_name, teacher_ckpt=run_ref(t_run.key),
                              method=method, teacher_run=t_run.key,
-                             pairing=pairing_for(method, student, t_name), teacher_input=self.teacher_input,
+                             pairing=default_pairing(method, student, t_name), teacher_input=self.teacher_input,
                              **params)
         key = run_key(cfg)
         run = self.plan.runs.get(key) or PlannedRun(key, 'distilled', label, cfg, (t_run.key,), student, s_sched)

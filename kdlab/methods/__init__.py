@@ -93,7 +93,7 @@ def detector_family(name: str):
 
 
 def distill_config(student_cfg, teacher_cfg, *, student: str, teacher: str, teacher_ckpt: Optional[str],
-                   method: str = 'pkd', pairing: str = 'index', teacher_run: Optional[str] = None,
+                   method: str = 'pkd', pairing: Optional[str] = None, teacher_run: Optional[str] = None,
                    inherit: Optional[Sequence[str]] = None, teacher_input: str = 'student',
                    loss_scale: Optional[float] = None, student_init: Optional[str] = None, **params):
     """The mmengine config of ``student`` distilled from ``teacher`` with ``method``.
@@ -106,6 +106,9 @@ def distill_config(student_cfg, teacher_cfg, *, student: str, teacher: str, teac
     ``inherit`` names the student modules initialised from the teacher's (e.g. ``('neck', 'bbox_head')``,
     see :mod:`kdlab.models.inherit`); None: the method's default for a teacher of the student's own detector
     family (modules the pair cannot share are dropped), none across families; ``()``: none.
+
+    ``pairing``: how neck outputs are paired (:mod:`kdlab.core.levels`); None: :func:`kdlab.core.levels.default_pairing`
+    for the method and pair, as the planner's runs and the loss-scale rule's measurement use it.
 
     ``teacher_input``: ``'student'`` (default, the released code: the teacher is fed the student's preprocessed
     batch) or ``'own'`` (each model its own normalisation; :mod:`kdlab.methods.preprocessing`).
@@ -129,6 +132,9 @@ def distill_config(student_cfg, teacher_cfg, *, student: str, teacher: str, teac
     student_levels = levels_of(student)
     if m.two_stage_levels and detector_family(student).kind == 'two_stage':
         student_levels = student_levels[:m.two_stage_levels]
+    if pairing is None:
+        from kdlab.core.levels import default_pairing
+        pairing = default_pairing(method, student, teacher)
     pairs = pair_levels(student_levels, levels_of(teacher), pairing=pairing, num_levels=m.num_levels)
     cfg = copy.deepcopy(student_cfg)
     architecture = dict(_scope_='mmdet', **student_cfg.model.to_dict())
@@ -171,7 +177,8 @@ def distill_config(student_cfg, teacher_cfg, *, student: str, teacher: str, teac
     source = 'given'
     if loss_scale is None and v2:
         from kdlab.methods.loss_scale import TABLE, rule_factor
-        loss_scale, source = rule_factor(method, student, teacher), f'the mini-v2 loss-scale rule, {TABLE.name}'
+        loss_scale = rule_factor(method, student, teacher, pairing=pairing)
+        source = f'the mini-v2 loss-scale rule, {TABLE.name}'
     if loss_scale is not None and float(loss_scale) != 1.0:
         cfg.kdlab_method['loss_scale'] = float(loss_scale)
         cfg.custom_hooks = [h for h in (cfg.get('custom_hooks') or []) if h.get('type') != 'DistillLossScaleHook'] + [

@@ -138,7 +138,7 @@ def me_per_stage(me, num_stages: int) -> List[bool]:
 
 def sal_stages(student_cfg, teacher_cfgs: Sequence, *, student: str, teachers: Sequence[str],
                teacher_ckpts: Optional[Sequence[Optional[str]]] = None, sal: bool = True, me='last',
-               pairing: str = 'index', **params) -> List[SALStage]:
+               pairing: Optional[str] = None, **params) -> List[SALStage]:
     """The ordered stage configs of a DFMSD chain (section 3.3), weaker teacher first.
 
     Stage ``k`` distils ``student`` from ``teachers[k]`` with :func:`dfmsd` (``params`` as its parameters).

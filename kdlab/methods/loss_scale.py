@@ -48,12 +48,13 @@ import math
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from kdlab.core.levels import default_pairing
 from kdlab.errors import KdlabError
 
 #: the committed table of measured ratios (one row per method, student, teacher)
 TABLE = Path(__file__).resolve().parent / 'loss_scale.csv'
 COLUMNS = ('method', 'student', 'teacher', 'ratio_full', 'ratio_mini', 'factor', 'applicable', 'det_full',
-           'distill_full', 'det_mini', 'distill_mini', 'images', 'seed', 'revision', 'stand_ins')
+           'distill_full', 'det_mini', 'distill_mini', 'images', 'seed', 'revision', 'stand_ins', 'pairing')
 IMAGES, SEED = 2, 0
 #: ImageNet's pixel std (RGB), which every pytorch-style config divides by (``unit_inputs`` in :func:`initial_config`)
 IMAGENET_STD_RGB = (58.395, 57.12, 57.375)
@@ -256,7 +257,7 @@ def measure(method: str, student: str, teacher: str, *, images: int = IMAGES, se
                 applicable=applicable, det_full=full['det'],
                 distill_full=full['distill'], det_mini=mini['det'], distill_mini=mini['distill'],
                 images=images, seed=seed, revision=(_git_revision()['revision'] or '')[:12],
-                stand_ins=stand_ins(student, teacher))
+                stand_ins=stand_ins(student, teacher), pairing=default_pairing(method, student, teacher))
 
 
 def trained_table_path() -> Path:
@@ -324,6 +325,7 @@ def read_table(path: Optional[Path] = None) -> List[dict]:
             row[key] = float(row[key])
         row['images'], row['seed'] = int(row['images']), int(row['seed'])
         row['applicable'] = str(row['applicable']) == 'True'
+        row['pairing'] = row.get('pairing') or 'index'     # rows measured before the column: distill_config's then default
     return rows
 
 
@@ -346,15 +348,26 @@ def write_rows(rows: Iterable[dict], path: Optional[Path] = None) -> Path:
     return path
 
 
-def rule_factor(method: str, student: str, teacher: str, path: Optional[Path] = None) -> float:
+def rule_factor(method: str, student: str, teacher: str, path: Optional[Path] = None, *,
+                pairing: Optional[str] = None) -> float:
     """The committed factor of the pair; raises naming the command that measures it (again, where the pair's
-    stand-ins changed since it was measured: :func:`stand_ins`)."""
+    stand-ins changed since it was measured, :func:`stand_ins`, or where it was measured on another level pairing
+    than the run's, ``pairing``, default :func:`kdlab.core.levels.default_pairing`: the paired levels are the
+    losses' shapes, which the factor carries)."""
+    pairing = pairing or default_pairing(method, student, teacher)
     for row in read_table(path):
         if (row['method'], row['student'], row['teacher']) == (method, student, teacher):
             if row.get('stand_ins') != stand_ins(student, teacher):
                 raise KdlabError(f'the loss-scale factor of {method} {student} <- {teacher} was measured on other '
                                  f'mini stand-ins than the current ones (in {TABLE.name})',
                                  f'measure it again: `kdlab loss-scale {method} --pair {student} {teacher} --again`')
+            if row['pairing'] != pairing:
+                fix = (f'measure it again: `kdlab loss-scale {method} --pair {student} {teacher} --again`'
+                       if pairing == default_pairing(method, student, teacher) else
+                       f"pass loss_scale= to distill_config, or pairing='{row['pairing']}'")
+                raise KdlabError(f'the loss-scale factor of {method} {student} <- {teacher} was measured with the '
+                                 f"levels paired by {row['pairing']}, this run pairs them by {pairing} "
+                                 f'(in {TABLE.name})', fix)
             return row['factor']
     raise KdlabError(f'the loss-scale rule has no measured factor for {method} {student} <- {teacher} '
                      f'(in {TABLE.name})',
