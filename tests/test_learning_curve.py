@@ -207,7 +207,7 @@ def test_the_calibration_report_reads_the_ladder_and_the_leads_from_the_results(
                  ).to_csv(out / 'finals.csv', index=False)
     pd.DataFrame([dict(teacher='retinanet_x101', teacher_schedule='1x', student='retinanet_r50', student_schedule='1x',
                        status='measured', tables='leaderboard', teacher_mAP=51.5, student_mAP=50.0, lead=1.5,
-                       meets_rule=False, teacher_run='t', student_run='s'),
+                       meets_rule=False, teacher_run='t', student_run='s', coco_lead=4.5),
                   dict(teacher='fcos_r101', teacher_schedule='1x', student='fcos_r50', student_schedule='2x',
                        status='not trained: fcos_r101 1x', tables='dfmsd/table6', teacher_mAP=None,
                        student_mAP=None, lead=None, meets_rule=None, teacher_run='u', student_run='v')]
@@ -215,7 +215,7 @@ def test_the_calibration_report_reads_the_ladder_and_the_leads_from_the_results(
     text = report('v2', root=tmp_path)
     assert '| retinanet_r50 | 50.0 +- 0.50 (3 seeds) | 51.0 (1 seed) | +1.0 | met | 50 / - |' in text
     assert '| retinanet | r50 50.0 < r101 58.0 < x101 56.0 | no |  |' in text       # the inverted rung is seen
-    assert '1 of 2 measured' in text and '| +1.5 | not met | leaderboard |' in text
+    assert '1 of 2 measured' in text and '| +1.5 | not met | +4.5 | leaderboard |' in text
 
 
 def test_the_calibration_report_shows_the_cell_with_its_conclusion_check(monkeypatch):

@@ -242,6 +242,8 @@ def test_teacher_gaps_reads_both_runs_as_the_planner_keys_them(tmp_path, monkeyp
     frame = gaps()
     r101 = frame.loc['retinanet_r101']
     assert (r101['lead'], r101['meets_rule'], r101['teacher_run']) == (1.2, False, keys['teacher'])
+    # beside it, the released checkpoints' lead on COCO (mmdet's metafiles: RetinaNet R101 1x 38.5, R50 1x 36.5)
+    assert (r101['teacher_coco'], r101['student_coco'], r101['coco_lead']) == (38.5, 36.5, 2.0)
     assert r101['tables'] == 'leaderboard' and r101['teacher_schedule'] == '1x'
     assert {'mask_rcnn_swin_t', 'mask_rcnn_swin_s'} <= set(frame.index)             # DFMSD's Swin-T -> Swin-S
     assert os.environ['KDLAB_MINI'] == 'v1'        # the protocol of the caller is left as it was

@@ -208,18 +208,29 @@ def teacher_gaps(tables: Sequence[str] = SEED_TABLES, pairs: Optional[Sequence] 
             t_map, s_map = mAP(t_run.key), mAP(s_run.key)
             lead = None if t_map is None or s_map is None else round(t_map - s_map, 2)
             missing = [f'{r.detector} {r.schedule}' for r, v in ((t_run, t_map), (s_run, s_map)) if v is None]
+            coco_t, coco_s = released_box_ap(t_name, t_run.schedule), released_box_ap(s_name, s_run.schedule)
             row = rows.setdefault((t_run.key, s_run.key), dict(
                 teacher=t_name, teacher_schedule=t_run.schedule, student=s_name, student_schedule=s_run.schedule,
                 teacher_mAP=t_map, student_mAP=s_map, lead=lead,
                 meets_rule=None if lead is None else bool(lead >= MIN_TEACHER_LEAD),
                 status='measured' if not missing else 'not trained: ' + ', '.join(missing),
-                teacher_run=t_run.key, student_run=s_run.key, where=[]))
+                teacher_run=t_run.key, student_run=s_run.key, teacher_coco=coco_t, student_coco=coco_s,
+                coco_lead=None if coco_t is None or coco_s is None else round(coco_t - coco_s, 2), where=[]))
             row['where'] += where
     for row in rows.values():
         row['tables'] = ' '.join(dict.fromkeys(row.pop('where')))
     rows = list(rows.values())
     frame = pd.DataFrame(rows)
     return frame.sort_values(['student', 'student_schedule', 'teacher']).reset_index(drop=True)
+
+
+def released_box_ap(detector: str, schedule: str) -> Optional[float]:
+    """The COCO box AP the mmdet model zoo gives the released checkpoint of ``detector`` at ``schedule`` (the
+    checkpoints the papers distil from; :func:`kdlab.zoo.released.released`), or None where it releases none: the
+    lead a pair has on COCO, beside the mini one."""
+    from kdlab.zoo.released import released
+    found = released(detector, schedule)
+    return None if found is None else found.box_ap
 
 
 # ------------------------------------------------------------------------------------------- the report
@@ -346,9 +357,10 @@ def _gaps_section(gaps) -> List[str]:
     rows = [{'teacher': f"{r['teacher']} {r['teacher_schedule']}", 'student': f"{r['student']} "
              f"{r['student_schedule']}", 'teacher mAP': _fmt(r['teacher_mAP']), 'student mAP': _fmt(r['student_mAP']),
              'lead': _fmt(r['lead'], '+.1f'), f'rule (>= {MIN_TEACHER_LEAD})': 'met' if r['meets_rule'] else 'not met',
-             'tables': r['tables']} for r in done.to_dict('records')]
+             'lead on COCO': _fmt(r.get('coco_lead'), '+.1f'), 'tables': r['tables']} for r in done.to_dict('records')]
     return ([f'Teacher minus student, the pairs of the seed tables and the leaderboard: {len(done)} of {len(gaps)} '
-             'measured (`gaps.csv` says what each other one waits for):', '']
+             'measured (`gaps.csv` says what each other one waits for; lead on COCO: the box APs the mmdet model '
+             "zoo's metafiles give the released checkpoints, where both are released):", '']
             + ([to_markdown(pd.DataFrame(rows))] if rows else []))
 
 
