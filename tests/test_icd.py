@@ -188,9 +188,13 @@ def test_two_stage_students_get_lambda_3_and_mismatched_strides_are_refused(smok
     cfg = distill_config(detector_config(s, 'smoke'), detector_config(t, 'smoke'), student=s, teacher=t,
                          teacher_ckpt=None, method='icd')
     assert cfg.model.distiller.loss_icd.loss_weight == 3.0
-    with pytest.raises(ChannelMismatchError, match='stride'):
+    with pytest.raises(ChannelMismatchError, match='stride'):            # P3 <- P2: the key positions differ
         distill_config(detector_config(STUDENT, 'smoke'), detector_config('mask_rcnn_swin_t', 'smoke'),
-                       student=STUDENT, teacher='mask_rcnn_swin_t', teacher_ckpt=None, method='icd')
+                       student=STUDENT, teacher='mask_rcnn_swin_t', teacher_ckpt=None, method='icd', pairing='index')
+    # by default ICD pairs that pyramid by stride (kdlab.core.levels.default_pairing), as the planner's runs do
+    hetero = distill_config(detector_config(STUDENT, 'smoke'), detector_config('mask_rcnn_swin_t', 'smoke'),
+                            student=STUDENT, teacher='mask_rcnn_swin_t', teacher_ckpt=None, method='icd')
+    assert hetero.kdlab_method['pairing'] == 'stride'
 
 
 def test_losses_and_gradients_reach_student_and_icd_parts_never_the_teacher(icd):
