@@ -19,8 +19,8 @@ import dataclasses
 import re
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from kdlab.engine.runner import run_key
 from kdlab.core.levels import default_pairing
+from kdlab.engine.runner import run_key
 from kdlab.engine.store import checkpoint_present
 from kdlab.errors import KdlabError
 
@@ -215,9 +215,7 @@ class _Planner:
                              'give one teacher, or use dfmsd for stage-wise distillation')
         t_name, t_run = teachers[0]
         cfg = distill_config(s_cfg, t_run.cfg, student=student, teacher=t_name, teacher_ckpt=run_ref(t_run.key),
-                             method=method, teacher_run=t_run.key,
-                             pairing=default_pairing(method, student, t_name), teacher_input=self.teacher_input,
-                             **params)
+                             method=method, teacher_run=t_run.key, teacher_input=self.teacher_input, **params)
         key = run_key(cfg)
         run = self.plan.runs.get(key) or PlannedRun(key, 'distilled', label, cfg, (t_run.key,), student, s_sched)
         self.plan.add(run)
