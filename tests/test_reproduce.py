@@ -397,3 +397,26 @@ def test_a_board_for_some_methods_keeps_the_stored_boards_other_cells(tmp_path):
     assert list(merged['method']) == ['baseline', 'dcsf_kd', 'pkd']            # the board's order: by gain
     assert merged.set_index('method').loc['dcsf_kd', 'status'] == 'finished'
     assert merge_board(tmp_path / 'none.csv', call) is call
+
+
+def test_the_estimate_times_a_pending_run_by_a_stored_run_of_the_same_name_calibration_names_included(tmp_path):
+    """`kdlab reproduce --plan` and the notebooks say how long the pending runs take: a calibration run (named
+    '... (mini v2, seed 5)') times the planner's baseline of the same detector ('... (mini_v2)')."""
+    from kdlab.engine.reproduce import planner_name
+    from kdlab.zoo import under_protocol
+    assert planner_name('fcos_r50 1x (mini v2, seed 0)') == 'fcos_r50 1x (mini_v2)'
+    assert planner_name('fcos_r50 1x (mini v1, seed 2)') == 'fcos_r50 1x (mini)'
+    assert planner_name('retinanet_r50 <- retinanet_x101 [pkd] (mini_v2)').endswith('[pkd] (mini_v2)')
+    store = _store(tmp_path)
+    with under_protocol('v2'):
+        job = reproduction('pkd', ['abstract'], 'mini', store=store)
+        pending = job.pending()
+        baseline = next(r for r in pending if r.role == 'baseline')
+        assert job.estimate_note() == f'{len(pending)} run(s) not stored ({len(pending)} never timed on this store)'
+        _fake_record(store, 'calibration0000', 50.0, wall_time_s=600.0,
+                     name=baseline.name.replace('(mini_v2)', '(mini v2, seed 5)'))
+        todo = job.estimate()
+        assert todo.set_index('run').loc[baseline.name, 'minutes'] == 10.0
+        assert todo.attrs['unknown'] == len(pending) - 1
+        assert job.estimate_note() == (f'{len(pending)} run(s) not stored (about 10.0 min here, one core each; '
+                                       f'{len(pending) - 1} never timed on this store)')

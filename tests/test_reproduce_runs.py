@@ -110,4 +110,5 @@ def test_plan_prints_runs_without_training(tmp_path, capsys):
                  '--results', str(tmp_path / 'r'), '--work-dir', str(tmp_path / 'w')]) == 0
     out = capsys.readouterr().out
     assert 'table7' in out and 'unique runs' in out
+    assert 'to train: ' in out and 'never timed on this store)' in out      # the estimate, nothing timed yet
     assert not (tmp_path / 'r').exists()

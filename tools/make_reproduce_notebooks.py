@@ -81,14 +81,11 @@ job.summary()
 if train:      # an interrupt stops cleanly: what finished is stored, running the cell again resumes
     job.run(resume=resume, gpus=gpus, device=device, workers=workers, interrupt='stop')
 else:
-    todo = job.estimate()
-    if len(todo):
-        minutes, unknown = todo.attrs['minutes'], todo.attrs['unknown']
-        when = '; '.join(x for x in (f'about {minutes} min here' if minutes else '',
-                                     f'{unknown} never timed on this store' if unknown else '') if x)
-        display(Markdown(f'**{len(todo)} run(s) not stored** ({when}); set `train = True` in the parameters cell '
-                         'to train them. The tables below show what is stored.'))
-        display(todo)
+    todo = job.estimate_note()
+    if todo:
+        display(Markdown(f'**{todo}**; set `train = True` in the parameters cell to train them. The tables below '
+                         'show what is stored.'))
+        display(job.estimate())
 '''),
         _cell('code', '''
 for table in job.tables:

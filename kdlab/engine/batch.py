@@ -252,6 +252,9 @@ def main(args) -> int:
               f'{len(job.pending())} not stored yet'
               + (f'; {len(rebuild)} stored without their checkpoint on this machine, trained again first: '
                  + ', '.join(r.name for r in rebuild) if rebuild else ''))
+        if args.scale != 'full':        # on this store's CPU timings; the full scale's estimate is below
+            note = job.estimate_note()
+            print(f'to train: {note}' if note else 'nothing to train')
         for line in released_lines(job.runs().values()):
             print(line)
         if args.scale == 'full':

@@ -113,14 +113,16 @@ class Reproduction:
     def estimate(self):
         """What a :meth:`run` would train here and for how long: one row per pending run with the minutes its
         name took when stored under another key on this store (another seed, an earlier build; the median of
-        their wall times), NaN where none was; ``attrs['minutes']`` (the known part) and ``attrs['unknown']``."""
+        their wall times), NaN where none was; ``attrs['minutes']`` (the known part) and ``attrs['unknown']``.
+        A calibration run (``kdlab calibrate``) names the same detector run ``'fcos_r50 1x (mini v2, seed 0)'``
+        where the planner says ``'fcos_r50 1x (mini_v2)'``; both count (:func:`planner_name`)."""
         import math
         import statistics
         import pandas as pd
         from kdlab.engine.runner import wall_time
         seen: Dict[str, List[float]] = {}
         for rec in self.store:
-            seen.setdefault(rec.get('name', ''), []).append(wall_time(rec) / 60)
+            seen.setdefault(planner_name(rec.get('name', '')), []).append(wall_time(rec) / 60)
         rows = [dict(run=r.name, role=r.role,
                      minutes=round(statistics.median(seen[r.name]), 1) if r.name in seen else math.nan)
                 for r in self.pending()]
@@ -128,6 +130,17 @@ class Reproduction:
         frame.attrs['minutes'] = round(float(frame['minutes'].sum(skipna=True)), 1) if rows else 0.0
         frame.attrs['unknown'] = int(frame['minutes'].isna().sum())
         return frame
+
+    def estimate_note(self) -> str:
+        """:meth:`estimate` in one line, as the notebooks and ``kdlab reproduce --plan`` say it: ``'9 run(s) not
+        stored (about 512.0 min here, one core each; 3 never timed on this store)'``; ``''`` when all are stored."""
+        todo = self.estimate()
+        if not len(todo):
+            return ''
+        minutes, unknown = todo.attrs['minutes'], todo.attrs['unknown']
+        when = '; '.join(x for x in (f'about {minutes} min here, one core each' if minutes else '',
+                                     f'{unknown} never timed on this store' if unknown else '') if x)
+        return f'{len(todo)} run(s) not stored ({when})'
 
     def run(self, *, progress: bool = True, resume: bool = True, gpus: int = 1, device: str = 'auto',
             launcher: Optional[str] = None, workers: int = 1, interrupt: str = 'raise') -> Dict[str, dict]:
@@ -213,6 +226,15 @@ def reproduction(paper: str, tables: Optional[Sequence[str]] = None, scale: str 
 
 
 # ---------------------------------------------------------------------------------------------- comparing
+def planner_name(name: str) -> str:
+    """A stored run's name as the planner would give it: ``'fcos_r50 1x (mini v2, seed 0)'`` (a calibration
+    run's, :mod:`kdlab.engine.calibration`) -> ``'fcos_r50 1x (mini_v2)'``, ``'(mini v1, seed 0)'`` -> ``'(mini)'``
+    (:func:`kdlab.zoo.scale_label`); any other name unchanged."""
+    import re
+    return re.sub(r' \(mini (v\d+), seed \d+\)$',
+                  lambda m: ' (mini)' if m.group(1) == 'v1' else f' (mini_{m.group(1)})', name)
+
+
 def mean_sd(values: List[float]):
     """Mean and sample standard deviation (NaN where undefined: no value, or one)."""
     if not values:
