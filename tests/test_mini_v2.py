@@ -269,3 +269,24 @@ def test_the_distillations_of_the_seed_tables_name_each_stage_of_a_chain():
     assert ('pkd', 'retinanet_r50', 'retinanet_r101', 'leaderboard') not in found     # one teacher for the others
     assert ('icd', 'faster_rcnn_r50', 'faster_rcnn_r101', 'leaderboard') in found
     assert not any(d['method'] == 'baseline' for d in distillations())
+
+
+def test_the_v2_demo_compares_with_a_record_distilled_from_the_teachers_committed_weights():
+    """`KDLAB_MINI=v2 make demo` trains the cell's PKD student again on a fresh clone, which has the teacher's
+    committed fp16 weights only; its seed (demo.SEEDS) is one whose stored record learnt from those weights, not
+    from the float32 checkpoint that stays on the machine that trained the teacher, so the two can be equal."""
+    from kdlab import demo
+    from kdlab.engine.planner import plan_pair
+    from kdlab.engine.store import RunStore
+    from kdlab.zoo import under_protocol
+    with under_protocol('v2'):
+        plan = plan_pair(demo.DEFAULTS['student'], [demo.DEFAULTS['teacher']], demo.DEFAULTS['method'], 'mini',
+                         seed=demo.SEEDS['v2'])
+    store = RunStore()
+    record = json.loads((store.run_dir(plan.rows['distilled']) / 'run.json').read_text())
+    (teacher_key, built), = record['built_from'].items()
+    teacher = json.loads((store.run_dir(teacher_key) / 'run.json').read_text())
+    assert teacher['committed_weights']['from_checkpoint_sha256'] == teacher['checkpoint_sha256']
+    assert built['checkpoint_sha256'] != teacher['checkpoint_sha256']       # the rounded weights, not the original
+    assert [p['epoch'] for p in record['curve']][:demo.FIRST_EPOCHS['v2']] == \
+        list(range(1, demo.FIRST_EPOCHS['v2'] + 1))                         # the point the demo compares with
