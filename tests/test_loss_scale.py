@@ -243,3 +243,19 @@ def test_the_committed_trained_state_table_holds_what_the_docs_conclude():
     generation = t.loc[['mgd', 'dmkd', 'amd'], 'ratio_mini_trained']
     assert generation.max() / generation.min() < 1.01
     assert t.loc['amd', 'factor'] > 1.7 * t.loc['mgd', 'factor']
+
+
+def test_loss_scale_tables_chooses_the_seed_tables_every_table_or_named_ones():
+    """`kdlab loss-scale --tables [PAPER[/TABLE] ... | all]`: what the rule is measured for."""
+    from kdlab import papers
+    from kdlab.errors import KdlabError
+    from kdlab.methods.loss_scale import table_choice
+    assert table_choice([]) == {}                                       # the seed tables and the leaderboard
+    every = table_choice(['all'])
+    assert every['tables'] == [f'{p}/{t}' for p in papers.list_papers() for t in papers.list_tables(p)]
+    assert 'pairs' not in every                                         # ... and the leaderboard's pairs
+    named = table_choice(['dfmsd/table2', 'pkd'])
+    assert named == dict(tables=['dfmsd/table2'] + [f'pkd/{t}' for t in papers.list_tables('pkd')], pairs=())
+    for bad in (['dfmsd/table99'], ['nopaper']):
+        with pytest.raises(KdlabError, match='no table'):
+            table_choice(bad)

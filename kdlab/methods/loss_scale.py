@@ -384,9 +384,10 @@ def main(args) -> int:
     done = {(r['method'], r['student'], r['teacher']) for r in read_table()
             if r.get('stand_ins') == stand_ins(r['student'], r['teacher'])}   # measured on today's stand-ins
     from kdlab.progress import progress_bar
-    if args.tables:       # every distillation the seed tables and the leaderboard ask for
+    if args.tables is not None:       # every distillation these tables (and the leaderboard) ask for
         from kdlab.engine.calibration import distillations
-        wanted = dict.fromkeys((d['method'], d['student'], d['teacher']) for d in distillations()
+        wanted = dict.fromkeys((d['method'], d['student'], d['teacher'])
+                               for d in distillations(**table_choice(args.tables))
                                if not args.methods or d['method'] in args.methods)
     else:
         wanted = dict.fromkeys((m, s, t) for m in methods for s, t in pairs)
@@ -419,6 +420,26 @@ def main(args) -> int:
     return 1 if crashed or (failed and not rows) else 0
 
 
+def table_choice(tables: Sequence[str]) -> dict:
+    """``kdlab loss-scale --tables [T ...]`` as :func:`kdlab.engine.calibration.distillations`'s arguments: no
+    table named, the seed tables and the leaderboard's pairs; ``all``, every table of the registry and the
+    leaderboard; else the named ``paper/table`` ids only (or every table of a named paper)."""
+    from kdlab import papers
+    if not tables:
+        return {}
+    if list(tables) == ['all']:
+        return dict(tables=[f'{p}/{t}' for p in papers.list_papers() for t in papers.list_tables(p)])
+    chosen = []
+    for name in tables:
+        paper, _, table = name.partition('/')
+        known = papers.list_tables(paper) if paper in papers.list_papers() else []
+        if table and table not in known or not known:
+            raise KdlabError(f'no table {name!r} in the registry', 'name tables as paper/table (for example '
+                             'dfmsd/table2), a paper for all its tables, or all')
+        chosen += [f'{paper}/{table}'] if table else [f'{paper}/{t}' for t in known]
+    return dict(tables=chosen, pairs=())
+
+
 def _main_trained(wanted: List[Tuple[str, str, str]], args) -> int:
     from kdlab.progress import progress_bar
     rows, failed = [], []
@@ -449,8 +470,10 @@ def register(sub) -> None:
                    help='a student and teacher (repeatable; default: retinanet_r50 retinanet_x101)')
     p.add_argument('--images', type=int, default=IMAGES)
     p.add_argument('--again', action='store_true', help='measure pairs already in the table again')
-    p.add_argument('--tables', action='store_true', help='every (method, student, teacher) the seed tables and the '
-                   'leaderboard distil (kdlab.engine.calibration.distillations), METHODS limiting them')
+    p.add_argument('--tables', nargs='*', default=None, metavar='PAPER[/TABLE]',
+                   help='every (method, student, teacher) these tables distil (kdlab.engine.calibration.'
+                        'distillations), METHODS limiting them; no table named: the seed tables and the '
+                        "leaderboard's pairs; all: every table of the registry and the leaderboard")
     p.add_argument('--state', choices=STATES, default='initial',
                    help="initial: the rule's measurement (every weight at its initialisation), written to its "
                         'table; trained: the state a run starts from (trained teacher, pretrained student), at mini '
