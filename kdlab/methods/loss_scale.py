@@ -154,7 +154,9 @@ def first_iteration_losses(cfg, *, images: int = IMAGES, seed: int = SEED, data_
     batch = scene_batch(cfg, images=images, data_root=data_root)
     model = build_model(cfg.model)
     model.train()
-    MessageHub.get_current_instance().update_info('iter', 0)
+    hub = MessageHub.get_current_instance()     # what a runner's first iteration has set (TOOD's head reads the
+    hub.update_info('iter', 0)                  # epoch there to choose its initial assigner)
+    hub.update_info('epoch', 0)
     with torch.no_grad():
         data = model.data_preprocessor(batch, True)
         losses = model(**data, mode='loss')
