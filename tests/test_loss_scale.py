@@ -124,7 +124,8 @@ def test_a_factor_measured_on_other_stand_ins_is_refused(tmp_path):
     """The table's RetinaNet-X101 rows were measured on v1's X101 stand-in (a ResNeXt-50); v2's is a ResNeXt-101."""
     from kdlab.errors import KdlabError
     from kdlab.methods.loss_scale import read_table, rule_factor, stand_ins, write_rows
-    row = next(r for r in read_table() if (r['method'], r['student'], r['teacher']) == ('dfmsd', 'retinanet_r50', 'retinanet_r101'))
+    row = next(r for r in read_table()
+               if (r['method'], r['student'], r['teacher']) == ('dfmsd', 'retinanet_r50', 'retinanet_r101'))
     path = write_rows([row], tmp_path / 'table.csv')
     assert rule_factor('dfmsd', 'retinanet_r50', 'retinanet_r101', path) == row['factor']
     write_rows([dict(row, stand_ins='0' * 12)], path)
@@ -144,7 +145,8 @@ def test_a_factor_measured_on_another_level_pairing_is_refused(tmp_path):
     assert default_pairing('pkd', 'retinanet_r50', 'mask_rcnn_swin_s') == 'index'
     assert default_pairing('fgd', 'retinanet_r50', 'retinanet_x101') == 'index'        # the same pyramids
     assert initial_config('fgd', 'retinanet_r50', 'mask_rcnn_swin_s', 'mini').kdlab_method['pairing'] == 'stride'
-    row = dict(next(r for r in read_table() if (r['method'], r['student'], r['teacher']) == ('dfmsd', 'retinanet_r50', 'retinanet_r101')),
+    row = dict(next(r for r in read_table()
+                    if (r['method'], r['student'], r['teacher']) == ('dfmsd', 'retinanet_r50', 'retinanet_r101')),
                method='fgd', teacher='mask_rcnn_swin_s', stand_ins=stand_ins('retinanet_r50', 'mask_rcnn_swin_s'))
     path = write_rows([dict(row, pairing='index')], tmp_path / 'table.csv')
     with pytest.raises(KdlabError, match='paired by index, this run pairs them by stride') as err:

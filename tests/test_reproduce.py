@@ -402,7 +402,7 @@ def test_a_board_for_some_methods_keeps_the_stored_boards_other_cells(tmp_path):
 def test_the_estimate_times_a_pending_run_by_a_stored_run_of_the_same_name_calibration_names_included(tmp_path):
     """`kdlab reproduce --plan` and the notebooks say how long the pending runs take: a calibration run (named
     '... (mini v2, seed 5)') times the planner's baseline of the same detector ('... (mini_v2)')."""
-    from kdlab.engine.reproduce import planner_name
+    from kdlab.engine.calibration import planner_name
     from kdlab.zoo import under_protocol
     assert planner_name('fcos_r50 1x (mini v2, seed 0)') == 'fcos_r50 1x (mini_v2)'
     assert planner_name('fcos_r50 1x (mini v1, seed 2)') == 'fcos_r50 1x (mini)'

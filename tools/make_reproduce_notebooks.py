@@ -81,11 +81,11 @@ job.summary()
 if train:      # an interrupt stops cleanly: what finished is stored, running the cell again resumes
     job.run(resume=resume, gpus=gpus, device=device, workers=workers, interrupt='stop')
 else:
-    todo = job.estimate_note()
-    if todo:
-        display(Markdown(f'**{todo}**; set `train = True` in the parameters cell to train them. The tables below '
-                         'show what is stored.'))
-        display(job.estimate())
+    todo = job.estimate()
+    if len(todo):
+        display(Markdown(f'**{job.estimate_note(todo)}**; set `train = True` in the parameters cell to train them. '
+                         'The tables below show what is stored.'))
+        display(todo)
 '''),
         _cell('code', '''
 for table in job.tables:

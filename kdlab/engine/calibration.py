@@ -96,7 +96,7 @@ def calibrate(detectors: Sequence[str] = DEFAULT_DETECTORS, *, schedules: Sequen
     for seed, name, sched in runs:
         cfg = detector_config(name, 'mini', schedule=sched, seed=seed, protocol=protocol)
         if train:
-            rec = execute(cfg, name=f'{name} {sched} (mini {protocol}, seed {seed})', store=store, progress=progress)
+            rec = execute(cfg, name=run_name(name, sched, protocol, seed), store=store, progress=progress)
         else:
             from kdlab.engine.runner import run_key
             rec = store.load(run_key(cfg))
@@ -134,6 +134,20 @@ SEED_TABLES = ('pkd/abstract', 'dcsf_kd/table2', 'dsamkd/abstract', 'icd/readme'
 #: The ladder's rule (issue "Mini scale v2", item 4): every teacher at least this much mAP above every baseline
 #: student it teaches.
 MIN_TEACHER_LEAD = 2.0
+
+
+def run_name(detector: str, schedule: str, protocol: str, seed: int) -> str:
+    """A calibration run's stored name: ``'fcos_r50 1x (mini v2, seed 0)'``."""
+    return f'{detector} {schedule} (mini {protocol}, seed {seed})'
+
+
+def planner_name(name: str) -> str:
+    """A stored run's name as the planner gives the same run: a calibration run's (:func:`run_name`)
+    ``'fcos_r50 1x (mini v2, seed 0)'`` -> ``'fcos_r50 1x (mini_v2)'`` (:func:`kdlab.zoo.scale_label`); any other
+    name unchanged."""
+    import re
+    from kdlab.zoo import scale_label
+    return re.sub(r' \(mini (v\d+), seed \d+\)$', lambda m: f' ({scale_label("mini", m.group(1))})', name)
 
 
 def distillations(tables: Sequence[str] = SEED_TABLES, pairs: Optional[Sequence] = None,

@@ -115,10 +115,12 @@ class Reproduction:
         name took when stored under another key on this store (another seed, an earlier build; the median of
         their wall times), NaN where none was; ``attrs['minutes']`` (the known part) and ``attrs['unknown']``.
         A calibration run (``kdlab calibrate``) names the same detector run ``'fcos_r50 1x (mini v2, seed 0)'``
-        where the planner says ``'fcos_r50 1x (mini_v2)'``; both count (:func:`planner_name`)."""
+        where the planner says ``'fcos_r50 1x (mini_v2)'``; both count
+        (:func:`kdlab.engine.calibration.planner_name`)."""
         import math
         import statistics
         import pandas as pd
+        from kdlab.engine.calibration import planner_name
         from kdlab.engine.runner import wall_time
         seen: Dict[str, List[float]] = {}
         for rec in self.store:
@@ -131,10 +133,12 @@ class Reproduction:
         frame.attrs['unknown'] = int(frame['minutes'].isna().sum())
         return frame
 
-    def estimate_note(self) -> str:
-        """:meth:`estimate` in one line, as the notebooks and ``kdlab reproduce --plan`` say it: ``'9 run(s) not
-        stored (about 512.0 min here, one core each; 3 never timed on this store)'``; ``''`` when all are stored."""
-        todo = self.estimate()
+    def estimate_note(self, todo=None) -> str:
+        """:meth:`estimate` (or ``todo``, its frame already made) in one line, as the notebooks and ``kdlab
+        reproduce --plan`` say it: ``'9 run(s) not stored (about 512.0 min here, one core each; 3 never timed on
+        this store)'``; ``''`` when all are stored."""
+        if todo is None:
+            todo = self.estimate()
         if not len(todo):
             return ''
         minutes, unknown = todo.attrs['minutes'], todo.attrs['unknown']
@@ -226,15 +230,6 @@ def reproduction(paper: str, tables: Optional[Sequence[str]] = None, scale: str 
 
 
 # ---------------------------------------------------------------------------------------------- comparing
-def planner_name(name: str) -> str:
-    """A stored run's name as the planner would give it: ``'fcos_r50 1x (mini v2, seed 0)'`` (a calibration
-    run's, :mod:`kdlab.engine.calibration`) -> ``'fcos_r50 1x (mini_v2)'``, ``'(mini v1, seed 0)'`` -> ``'(mini)'``
-    (:func:`kdlab.zoo.scale_label`); any other name unchanged."""
-    import re
-    return re.sub(r' \(mini (v\d+), seed \d+\)$',
-                  lambda m: ' (mini)' if m.group(1) == 'v1' else f' (mini_{m.group(1)})', name)
-
-
 def mean_sd(values: List[float]):
     """Mean and sample standard deviation (NaN where undefined: no value, or one)."""
     if not values:

@@ -435,7 +435,7 @@ def table_choice(tables: Sequence[str]) -> dict:
     for name in tables:
         paper, _, table = name.partition('/')
         known = papers.list_tables(paper) if paper in papers.list_papers() else []
-        if table and table not in known or not known:
+        if not known or (table and table not in known):
             raise KdlabError(f'no table {name!r} in the registry', 'name tables as paper/table (for example '
                              'dfmsd/table2), a paper for all its tables, or all')
         chosen += [f'{paper}/{table}'] if table else [f'{paper}/{t}' for t in known]
