@@ -294,3 +294,15 @@ def test_dfmsd_reads_teacher_boxes_from_a_reppoints_teacher(zoo, smoke_data):
     assert [m.training for m in model.teacher.modules()] == modes
     losses = model.loss(data['inputs'], data['data_samples'])
     assert all(torch.isfinite(v) for k, v in losses.items() if k.startswith('distill.'))
+
+
+def test_sal_chain_stages_pair_as_their_own_pairs(zoo):
+    """A Cascade R-CNN stage (P2-P6) before a RetinaNet teacher (P3-P7), DFMSD Table 7: the Cascade stage pairs by
+    stride, as that pair does alone, the RetinaNet stage by index (registry rule "chain pairing")."""
+    from kdlab.methods.dfmsd import sal_stages
+    teachers = ['cascade_mask_rcnn_r101', 'retinanet_x101']
+    stages = sal_stages(zoo(STUDENT), [zoo(t) for t in teachers], student=STUDENT, teachers=teachers)
+    assert [s.cfg.kdlab_method['pairing'] for s in stages] == ['stride', 'index']
+    every = sal_stages(zoo(STUDENT), [zoo(t) for t in teachers], student=STUDENT, teachers=teachers,
+                       pairing='index')
+    assert [s.cfg.kdlab_method['pairing'] for s in every] == ['index', 'index']

@@ -173,6 +173,23 @@ def test_a_v2_detector_loads_the_pretrained_backbone(pretrained_dir, tmp_path, m
         pretrain.resolve(backbone.init_cfg['checkpoint'])
 
 
+def test_a_v2_swin_detector_loads_the_committed_pretrained_backbone(tmp_path):
+    """mmdet's SwinTransformer loads its checkpoint itself and keeps only ``backbone.`` keys: through the bare layout
+    a ResNet loads it found none and failed ("list index out of range"); kdlab://classifier/ serves that layout."""
+    from kdlab.zoo import detector_config, pretrain
+    from mmengine.registry import init_default_scope
+    from mmdet.registry import MODELS
+    cfg = detector_config('retinanet_swin_t', 'mini', protocol='v2', data_root=str(_tiny_scenes(tmp_path)))
+    entry = pretrain.pretrained_index()['swin_t']
+    assert cfg.model.backbone.init_cfg == dict(type='Pretrained', checkpoint=f"kdlab://classifier/{entry['file']}")
+    init_default_scope('mmdet')
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    saved = torch.load(pretrain.PRETRAINED_DIR / entry['file'], weights_only=False)['state_dict']
+    loaded = model.backbone.state_dict()
+    assert len(saved) > 50 and all(torch.equal(loaded[k], v.to(loaded[k].dtype)) for k, v in saved.items())
+
+
 def _tiny_scenes(tmp_path):
     from kdlab.data.scenes import SceneSpec, ensure_scenes
     return ensure_scenes(SceneSpec(num_train=4, num_val=2), root=tmp_path / 'scenes')

@@ -19,7 +19,6 @@ import dataclasses
 import re
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from kdlab.core.levels import default_pairing
 from kdlab.engine.runner import run_key
 from kdlab.engine.store import checkpoint_present
 from kdlab.errors import KdlabError
@@ -189,7 +188,7 @@ class _Planner:
             me = params.pop('me', 'last')
             t_cfgs = [r.cfg for _, r in teachers]
             stages = sal_stages(s_cfg, t_cfgs, student=student, teachers=[t for t, _ in teachers],
-                                pairing=default_pairing(method, student, teachers[-1][0]),
+                                pairing=None,      # each stage as its own pair pairs (sal_stages' docstring)
                                 teacher_ckpts=[run_ref(r.key) for _, r in teachers], sal=sal, me=me,
                                 teacher_input=self.teacher_input, **params)
             prev: Optional[PlannedRun] = None

@@ -149,6 +149,14 @@ def sal_stages(student_cfg, teacher_cfgs: Sequence, *, student: str, teachers: S
     ME's candidate boxes come from the previous stage's teacher (``model.box_teacher``), in the first stage
     from the stage's own teacher (the paper is silent there). ``sal=False``: one stage, the last teacher
     (registry note "SAL off").
+
+    ``pairing`` (:mod:`kdlab.core.levels`): None (default) pairs each stage's neck outputs as that stage's
+    teacher-student pair is paired on its own (:func:`~kdlab.core.levels.default_pairing`: by stride where a
+    Cascade R-CNN stage (P2-P6) teaches a RetinaNet (P3-P7), by index where the pyramids agree), so that a stage
+    of a chain distils as the same pair distils alone and the loss-scale rule's factor for that pair applies
+    (DFMSD Table 7, Cascade R101 -> RetinaNet-X101). The paper does not say how a chain of unlike pyramids pairs
+    and its code is not public (registry note "chain pairing"); give ``'index'`` or ``'stride'`` to pair every
+    stage alike.
     """
     teachers, teacher_cfgs = list(teachers), list(teacher_cfgs)
     teacher_ckpts = list(teacher_ckpts) if teacher_ckpts is not None else [None] * len(teachers)

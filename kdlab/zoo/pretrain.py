@@ -17,8 +17,9 @@ on an image-classification task that is not the detection data:
 (``~/.cache/kdlab/pretrain/<backbone>/``), and writes the backbone's weights in fp16, a few MB each, to
 ``kdlab/zoo/pretrained/<backbone>-<sha256[:8]>.pth`` with ``index.json`` (file, sha256, accuracy, epochs,
 seconds): committed, so that a new machine does not pretrain again. The mini v2 detectors load them through
-``init_cfg=dict(type='Pretrained', checkpoint='kdlab://pretrained/<file>')`` (:func:`pretrained_init`), a
-machine-independent name that mmengine resolves through the ``kdlab://`` scheme registered here.
+``init_cfg=dict(type='Pretrained', checkpoint='kdlab://pretrained/<file>')`` (:func:`pretrained_init`; a Swin
+through ``kdlab://classifier/<file>``, the layout mmdet's Swin loader reads), a machine-independent name that
+mmengine resolves through the ``kdlab://`` scheme (registered in :mod:`kdlab.compat`).
 """
 from __future__ import annotations
 
@@ -351,15 +352,29 @@ def pretrained_init(backbone: str) -> dict:
                          f'({entry.get("architecture") or "unrecorded"}; now {architecture(backbone)})',
                          f'run `kdlab pretrain {backbone}` to pretrain the current one (its weights are then '
                          'committed)')
-    return dict(type='Pretrained', checkpoint=f'{SCHEME}pretrained/{entry["file"]}')
+    from kdlab.zoo import MINI_V2_BACKBONES
+    layout = CLASSIFIER if MINI_V2_BACKBONES[backbone][0]['type'] in READS_CLASSIFIER_LAYOUT else 'pretrained/'
+    return dict(type='Pretrained', checkpoint=f'{SCHEME}{layout}{entry["file"]}')
+
+
+#: ``kdlab://classifier/<file>``: the same committed weights, served in an image classifier's layout (every key under
+#: ``backbone.``, as in mmpretrain's ImageNet checkpoints). mmdet's ``SwinTransformer.init_weights`` loads its
+#: ``Pretrained`` checkpoint itself and keeps only the ``backbone.`` keys (with ``convert_weights=False``), so the
+#: bare layout that mmengine's ``PretrainedInit`` gives a ResNet would leave it empty ("list index out of range").
+CLASSIFIER = 'classifier/'
+#: the mini v2 backbone types whose mmdet class reads the classifier layout
+READS_CLASSIFIER_LAYOUT = ('SwinTransformer',)
 
 
 def resolve(uri: str) -> Path:
-    """``kdlab://pretrained/<file>`` -> the file in this checkout, checked against its sha256."""
+    """``kdlab://pretrained/<file>`` (or ``kdlab://classifier/<file>``) -> the file in this checkout, checked against
+    its sha256."""
     rel = uri[len(SCHEME):]
-    if not rel.startswith('pretrained/'):
-        raise KdlabError(f'unknown kdlab checkpoint {uri!r}', "kdlab:// names files under 'pretrained/'")
-    path = PRETRAINED_DIR / rel[len('pretrained/'):]
+    layout = next((d for d in ('pretrained/', CLASSIFIER) if rel.startswith(d)), None)
+    if layout is None:
+        raise KdlabError(f'unknown kdlab checkpoint {uri!r}', "kdlab:// names files under 'pretrained/' or "
+                         f"'{CLASSIFIER}'")
+    path = PRETRAINED_DIR / rel[len(layout):]
     entry = next((e for e in pretrained_index().values() if e['file'] == path.name), None)
     if not path.is_file() or entry is None:
         raise KdlabError(f'{uri} is not in {PRETRAINED_DIR}', 'run `kdlab pretrain` or check out the committed '
@@ -374,7 +389,10 @@ def load_from_kdlab(filename, map_location=None):
     """mmengine's loader of ``kdlab://`` names (registered by ``import kdlab``, :mod:`kdlab.compat` fix 9, so that
     every process resolves them, a torchrun worker included)."""
     import torch
-    return torch.load(resolve(filename), map_location=map_location, weights_only=False)
+    checkpoint = torch.load(resolve(filename), map_location=map_location, weights_only=False)
+    if filename[len(SCHEME):].startswith(CLASSIFIER):
+        checkpoint = {'state_dict': {f'backbone.{k}': v for k, v in checkpoint['state_dict'].items()}}
+    return checkpoint
 
 
 # ------------------------------------------------------------------------------------------------- CLI
