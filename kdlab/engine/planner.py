@@ -188,7 +188,7 @@ class _Planner:
             me = params.pop('me', 'last')
             t_cfgs = [r.cfg for _, r in teachers]
             stages = sal_stages(s_cfg, t_cfgs, student=student, teachers=[t for t, _ in teachers],
-                                pairing=None,      # each stage as its own pair pairs (sal_stages' docstring)
+                                pairing=None,      # None: each stage pairs as its own teacher-student pair (sal_stages)
                                 teacher_ckpts=[run_ref(r.key) for _, r in teachers], sal=sal, me=me,
                                 teacher_input=self.teacher_input, **params)
             prev: Optional[PlannedRun] = None
