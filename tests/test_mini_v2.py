@@ -158,11 +158,8 @@ def test_a_v2_detector_loads_the_pretrained_backbone(pretrained_dir, tmp_path, m
     assert backbone.init_cfg == dict(type='Pretrained', checkpoint=f"kdlab://pretrained/{entry['file']}")
     assert backbone.frozen_stages == 1 and backbone.norm_eval is True
     assert cfg.model.bbox_head.num_classes == 14
-    from mmengine.registry import init_default_scope
-    from mmdet.registry import MODELS
-    init_default_scope('mmdet')
-    model = MODELS.build(cfg.model)
-    model.init_weights()
+    from kdlab.models import build_model
+    model = build_model(cfg.model)          # weights initialised as a run's: the pretrained backbone loaded
     saved = torch.load(pretrained_dir / entry['file'], weights_only=False)['state_dict']
     assert torch.equal(model.backbone.conv1.weight, saved['conv1.weight'].float())
     path = pretrained_dir / entry['file']
@@ -176,15 +173,12 @@ def test_a_v2_detector_loads_the_pretrained_backbone(pretrained_dir, tmp_path, m
 def test_a_v2_swin_detector_loads_the_committed_pretrained_backbone(tmp_path):
     """mmdet's SwinTransformer loads its checkpoint itself and keeps only ``backbone.`` keys: through the bare layout
     a ResNet loads it found none and failed ("list index out of range"); kdlab://classifier/ serves that layout."""
+    from kdlab.models import build_model
     from kdlab.zoo import detector_config, pretrain
-    from mmengine.registry import init_default_scope
-    from mmdet.registry import MODELS
     cfg = detector_config('retinanet_swin_t', 'mini', protocol='v2', data_root=str(_tiny_scenes(tmp_path)))
     entry = pretrain.pretrained_index()['swin_t']
     assert cfg.model.backbone.init_cfg == dict(type='Pretrained', checkpoint=f"kdlab://classifier/{entry['file']}")
-    init_default_scope('mmdet')
-    model = MODELS.build(cfg.model)
-    model.init_weights()
+    model = build_model(cfg.model)
     saved = torch.load(pretrain.PRETRAINED_DIR / entry['file'], weights_only=False)['state_dict']
     loaded = model.backbone.state_dict()
     assert len(saved) > 50 and all(torch.equal(loaded[k], v.to(loaded[k].dtype)) for k, v in saved.items())

@@ -341,6 +341,18 @@ def pretrained_index(directory: Optional[Path] = None) -> Dict[str, dict]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+#: ``kdlab://pretrained/<file>``: a committed file as written, its keys bare (what mmengine's ``PretrainedInit``
+#: loads into a ResNet)
+PRETRAINED = 'pretrained/'
+#: ``kdlab://classifier/<file>``: the same committed weights, served in an image classifier's layout (every key under
+#: ``backbone.``, as in mmpretrain's ImageNet checkpoints). mmdet's ``SwinTransformer.init_weights`` loads its
+#: ``Pretrained`` checkpoint itself and keeps only the ``backbone.`` keys (with ``convert_weights=False``), so the
+#: bare layout would leave it empty ("list index out of range").
+CLASSIFIER = 'classifier/'
+#: the mini v2 backbone types whose mmdet class reads the classifier layout
+READS_CLASSIFIER_LAYOUT = ('SwinTransformer',)
+
+
 def pretrained_init(backbone: str) -> dict:
     """The ``init_cfg`` that loads ``backbone``'s committed pretrained weights; raises naming the fix if none."""
     entry = pretrained_index().get(backbone)
@@ -353,28 +365,24 @@ def pretrained_init(backbone: str) -> dict:
                          f'run `kdlab pretrain {backbone}` to pretrain the current one (its weights are then '
                          'committed)')
     from kdlab.zoo import MINI_V2_BACKBONES
-    layout = CLASSIFIER if MINI_V2_BACKBONES[backbone][0]['type'] in READS_CLASSIFIER_LAYOUT else 'pretrained/'
+    layout = CLASSIFIER if MINI_V2_BACKBONES[backbone][0]['type'] in READS_CLASSIFIER_LAYOUT else PRETRAINED
     return dict(type='Pretrained', checkpoint=f'{SCHEME}{layout}{entry["file"]}')
 
 
-#: ``kdlab://classifier/<file>``: the same committed weights, served in an image classifier's layout (every key under
-#: ``backbone.``, as in mmpretrain's ImageNet checkpoints). mmdet's ``SwinTransformer.init_weights`` loads its
-#: ``Pretrained`` checkpoint itself and keeps only the ``backbone.`` keys (with ``convert_weights=False``), so the
-#: bare layout that mmengine's ``PretrainedInit`` gives a ResNet would leave it empty ("list index out of range").
-CLASSIFIER = 'classifier/'
-#: the mini v2 backbone types whose mmdet class reads the classifier layout
-READS_CLASSIFIER_LAYOUT = ('SwinTransformer',)
+def layout_of(uri: str) -> str:
+    """:data:`PRETRAINED` or :data:`CLASSIFIER`, as ``uri`` (``kdlab://<layout><file>``) names it; raises if neither."""
+    rel = uri[len(SCHEME):]
+    layout = next((d for d in (PRETRAINED, CLASSIFIER) if rel.startswith(d)), None)
+    if layout is None:
+        raise KdlabError(f'unknown kdlab checkpoint {uri!r}', f"kdlab:// names files under '{PRETRAINED}' or "
+                         f"'{CLASSIFIER}'")
+    return layout
 
 
 def resolve(uri: str) -> Path:
     """``kdlab://pretrained/<file>`` (or ``kdlab://classifier/<file>``) -> the file in this checkout, checked against
     its sha256."""
-    rel = uri[len(SCHEME):]
-    layout = next((d for d in ('pretrained/', CLASSIFIER) if rel.startswith(d)), None)
-    if layout is None:
-        raise KdlabError(f'unknown kdlab checkpoint {uri!r}', "kdlab:// names files under 'pretrained/' or "
-                         f"'{CLASSIFIER}'")
-    path = PRETRAINED_DIR / rel[len(layout):]
+    path = PRETRAINED_DIR / uri[len(SCHEME) + len(layout_of(uri)):]
     entry = next((e for e in pretrained_index().values() if e['file'] == path.name), None)
     if not path.is_file() or entry is None:
         raise KdlabError(f'{uri} is not in {PRETRAINED_DIR}', 'run `kdlab pretrain` or check out the committed '
@@ -390,7 +398,7 @@ def load_from_kdlab(filename, map_location=None):
     every process resolves them, a torchrun worker included)."""
     import torch
     checkpoint = torch.load(resolve(filename), map_location=map_location, weights_only=False)
-    if filename[len(SCHEME):].startswith(CLASSIFIER):
+    if layout_of(filename) == CLASSIFIER:
         checkpoint = {'state_dict': {f'backbone.{k}': v for k, v in checkpoint['state_dict'].items()}}
     return checkpoint
 
