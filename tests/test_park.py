@@ -169,3 +169,22 @@ def test_a_plan_resumes_the_runs_it_began_before_it_starts_new_ones(tmp_path):
     (parking.parked_dir(store, 'e')).mkdir(parents=True)      # begun on another machine
     (parking.parked_dir(store, 'e') / parking.META).write_text('{}')
     assert [r.key for r in begun_first(runs, store)] == ['c', 'e', 'a', 'b', 'd']
+
+
+def test_an_attempts_time_ends_at_its_logs_last_line_not_at_the_files_copy(tmp_path):
+    """A log restored from a park is a copy written later: its modification time is the restore's, so an attempt
+    parked at 19:52 and restored at 02:50 counted the night (RepPoints-R50 2x: 682 min reported for 264)."""
+    import os
+    import time
+    from kdlab.engine.runner import training_attempts
+    log = tmp_path / '20261206_183922' / '20261206_183922.log'
+    log.parent.mkdir()
+    log.write_text('2026/12/06 18:39:22 - mmengine - INFO - \nSystem environment:\n'
+                   '2026/12/06 19:52:21 - mmengine - INFO - Epoch(train) [29][280/300]  lr: 1.0000e-03\n')
+    restored = time.mktime(time.strptime('20261207_025000', '%Y%m%d_%H%M%S'))
+    os.utime(log, (restored, restored))
+    (attempt,) = training_attempts(tmp_path)
+    assert attempt['seconds'] == 19 * 3600 + 52 * 60 + 21 - (18 * 3600 + 39 * 60 + 22)
+    log.write_text('no time on any line\n')         # nothing to read: the file's modification time
+    os.utime(log, (restored, restored))
+    assert training_attempts(tmp_path)[0]['seconds'] == restored - attempt['started']

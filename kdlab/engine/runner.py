@@ -448,16 +448,33 @@ def _teacher_gate(cfg, store):
                            digest=record.get('checkpoint_sha256'))
 
 
+#: The time an mmengine log line starts with (local time, as the log's name): ``2026/12/06 19:52:21 - mmengine``.
+LOG_LINE_TIME = re.compile(rb'^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) - ', re.M)
+
+
+def last_logged(log: Path) -> float:
+    """When ``log`` was last written to, from the time of its last line. A log restored from a park
+    (:mod:`kdlab.engine.park`) or checked out by git has the copy's modification time, not the process's: an
+    attempt parked at 19:52 and restored the next morning would count the night. The file's modification time
+    only where no line carries a time."""
+    with open(log, 'rb') as f:
+        f.seek(max(0, f.seek(0, os.SEEK_END) - 65536))
+        stamps = LOG_LINE_TIME.findall(f.read())
+    if not stamps:
+        return log.stat().st_mtime
+    return time.mktime(time.strptime(stamps[-1].decode(), '%Y/%m/%d %H:%M:%S'))
+
+
 def training_attempts(work_dir: Path) -> List[dict]:
     """Every process that trained in ``work_dir``, oldest first: its mmengine log (``<start>/<start>.log``,
-    the start in local time), the start and the seconds to the log's last write (the end, or the kill)."""
+    the start in local time), the start and the seconds to the log's last line (the end, or the kill)."""
     out = []
     for log in work_dir.glob('*/*.log'):
         try:
             start = time.mktime(time.strptime(log.stem, '%Y%m%d_%H%M%S'))
         except ValueError:
             continue
-        out.append(dict(log=log, started=start, seconds=max(0.0, log.stat().st_mtime - start)))
+        out.append(dict(log=log, started=start, seconds=max(0.0, last_logged(log) - start)))
     return sorted(out, key=lambda a: a['started'])
 
 
