@@ -188,3 +188,35 @@ def test_an_attempts_time_ends_at_its_logs_last_line_not_at_the_files_copy(tmp_p
     log.write_text('no time on any line\n')         # nothing to read: the file's modification time
     os.utime(log, (restored, restored))
     assert training_attempts(tmp_path)[0]['seconds'] == restored - attempt['started']
+
+
+def test_every_resumed_records_total_time_is_the_sum_of_its_stored_attempts():
+    """A resumed run's ``wall_time_total_s`` is its earlier attempts' time, each from its start to its log's last
+    timed line, plus the last attempt's ``wall_time_s``: read again from the committed ``train.log``, so a total
+    that counted a park's idle hours (as RepPoints-R50 2x once did) fails here."""
+    from kdlab.engine.runner import stored_attempts
+    store = RunStore()
+    resumed = [r for r in store if r.get('attempts', 1) > 1]
+    assert resumed, 'the committed results hold resumed runs'
+    for record in resumed:
+        attempts = stored_attempts(store, record['key'])
+        assert len(attempts) == record['attempts'], record['key']
+        total = sum(a['seconds'] for a in attempts[:-1]) + record['wall_time_s']
+        assert abs(total - record['wall_time_total_s']) < 60, (record['key'], total, record['wall_time_total_s'])
+
+
+def test_a_stored_log_splits_into_its_attempts(tmp_path):
+    from kdlab.engine.runner import stored_attempts
+    store = RunStore(tmp_path / 'runs', tmp_path / 'work')
+    logs = []
+    for start, last in (('20261206_183922', '2026/12/06 19:52:21'), ('20261207_025000', '2026/12/07 03:00:00')):
+        log = tmp_path / f'{start}.log'
+        log.write_text(f'{last[:10]} 00:00:00 - noise\n{last} - mmengine - INFO - Epoch(train) [2][1/9]\n')
+        logs.append(log)
+    store.save(dict(key='k', status='finished'), 'cfg = 1\n', log_path=logs)
+    first, second = stored_attempts(store, 'k')
+    assert (first['log'], first['seconds']) == ('20261206_183922.log', 3600 + 12 * 60 + 59)
+    assert second['seconds'] == 10 * 60
+    (tmp_path / 'one.log').write_text('2026/12/06 18:39:22 - x\n')
+    store.save(dict(key='j', status='finished'), 'cfg = 1\n', log_path=tmp_path / 'one.log')
+    assert store.logged_attempts('j')[0][0] == 'train.log' and stored_attempts(store, 'j') == []

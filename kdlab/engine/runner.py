@@ -459,10 +459,35 @@ def last_logged(log: Path) -> float:
     only where no line carries a time."""
     with open(log, 'rb') as f:
         f.seek(max(0, f.seek(0, os.SEEK_END) - 65536))
-        stamps = LOG_LINE_TIME.findall(f.read())
-    if not stamps:
-        return log.stat().st_mtime
-    return time.mktime(time.strptime(stamps[-1].decode(), '%Y/%m/%d %H:%M:%S'))
+        last = last_line_time(f.read())
+    return log.stat().st_mtime if last is None else last
+
+
+def last_line_time(text: bytes) -> Optional[float]:
+    """The time of the last line of an mmengine log that carries one (:data:`LOG_LINE_TIME`), None if none does."""
+    stamps = LOG_LINE_TIME.findall(text)
+    return time.mktime(time.strptime(stamps[-1].decode(), '%Y/%m/%d %H:%M:%S')) if stamps else None
+
+
+def log_started(name: str) -> Optional[float]:
+    """When the process that wrote the mmengine log ``name`` (``<start>.log``, local time) started."""
+    try:
+        return time.mktime(time.strptime(Path(name).stem, '%Y%m%d_%H%M%S'))
+    except ValueError:
+        return None
+
+
+def stored_attempts(store: RunStore, key: str) -> List[dict]:
+    """:func:`training_attempts` of a stored run, read from its stored ``train.log``
+    (:meth:`RunStore.logged_attempts`) where its work directory is not on this machine: each attempt's log name,
+    start and seconds to its last timed line."""
+    out = []
+    for name, text in store.logged_attempts(key):
+        start = log_started(name)
+        end = last_line_time(text.encode())
+        if start is not None:
+            out.append(dict(log=name, started=start, seconds=max(0.0, (end or start) - start)))
+    return out
 
 
 def training_attempts(work_dir: Path) -> List[dict]:
@@ -470,9 +495,8 @@ def training_attempts(work_dir: Path) -> List[dict]:
     the start in local time), the start and the seconds to the log's last line (the end, or the kill)."""
     out = []
     for log in work_dir.glob('*/*.log'):
-        try:
-            start = time.mktime(time.strptime(log.stem, '%Y%m%d_%H%M%S'))
-        except ValueError:
+        start = log_started(log.name)
+        if start is None:
             continue
         out.append(dict(log=log, started=start, seconds=max(0.0, last_logged(log) - start)))
     return sorted(out, key=lambda a: a['started'])

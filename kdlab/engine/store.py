@@ -21,11 +21,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Union
 
 from kdlab.errors import KdlabError
+
+#: The line above each attempt's log in a stored ``train.log`` of a run that was interrupted and resumed.
+ATTEMPT_HEADER = '# ---- attempt {number} of {count}: {name}\n'
+ATTEMPT_HEADER_LINE = re.compile(r'^# ---- attempt (\d+) of (\d+): (\S+)\n', re.M)
 
 
 def repo_root() -> Path:
@@ -258,10 +263,24 @@ class RunStore:
                 if Path(p).is_file()]
         if logs:                  # an interrupted run: each attempt's log, oldest first, under a header
             atomic_write_text(d / 'train.log', ''.join(
-                (f'# ---- attempt {i + 1} of {len(logs)}: {p.name}\n' if len(logs) > 1 else '')
+                (ATTEMPT_HEADER.format(number=i + 1, count=len(logs), name=p.name) if len(logs) > 1 else '')
                 + p.read_text(errors='replace') for i, p in enumerate(logs)))
         atomic_write_text(d / 'run.json', json.dumps(record, indent=2, sort_keys=True) + '\n')
         return d
+
+    def logged_attempts(self, key: str) -> List[tuple]:
+        """The stored ``train.log`` of run ``key`` as ``(log name, text)`` per training process, oldest first
+        (:meth:`save` writes each attempt's log under :data:`ATTEMPT_HEADER`); one entry, named ``train.log``,
+        for a run that trained in one go; none where no log is stored."""
+        path = self.run_dir(key) / 'train.log'
+        if not path.is_file():
+            return []
+        text = path.read_text(errors='replace')
+        heads = list(ATTEMPT_HEADER_LINE.finditer(text))
+        if not heads:
+            return [('train.log', text)]
+        return [(h.group(3), text[h.end():heads[i + 1].start() if i + 1 < len(heads) else len(text)])
+                for i, h in enumerate(heads)]
 
     def inputs(self, keys: Sequence[str]) -> dict:
         """The stored runs ``keys`` (a run's teachers, its earlier stage) as they are now: name, when they were
