@@ -65,6 +65,23 @@ def test_with_every_distillation_loss_at_zero_a_distilled_run_equals_its_baselin
         assert record['checks_failed'] == ['distillation_active']
 
 
+def test_a_distillers_warm_up_defers_the_gradient_check_to_its_end(smoke_data, tmp_path):
+    """ICD's loss reaches the student only after its warm-up (detached for ``warmup_iters``, released code's
+    BYPASS_DISTILL): its losses are checked at the first iteration, the gradient at the warm-up's end, so a
+    distillation that works is not reported as inactive (the mini-v2 ICD records of seeds 0-1 were)."""
+    from kdlab.engine.runner import execute
+    from kdlab.methods import distill_config
+    from kdlab.zoo import detector_config
+    store = RunStore(tmp_path / 'runs', tmp_path / 'work')
+    student, teacher = (detector_config(n, 'smoke', data_root=str(smoke_data)) for n in ('retinanet_r18', 'retinanet_r50'))
+    cfg = distill_config(student, teacher, student='retinanet_r18', teacher='retinanet_r50', teacher_ckpt=None,
+                         method='icd', inherit=(), warmup_iters=3)
+    active = execute(cfg, name='icd-warm-up', store=store, progress=False)['checks']['distillation_active']
+    assert active['iteration'] == 0 and active['gradient_checked_at'] == 3
+    assert active['gradient_reaches_student'] is True and active['student_tensors_with_gradient'] > 0
+    assert active['ok'] is True and 'gradient_pending' not in active
+
+
 # ----------------------------------------------------------------------------------------------- bad input
 def test_a_truncated_or_foreign_checkpoint_is_refused_naming_the_fix(tmp_path):
     import torch

@@ -175,7 +175,8 @@ class RunChecksHook(Hook):
       drifting in train mode, are the silent failures this catches);
     * ``distillation_active`` (a distillation run, first iteration): every distillation loss is finite, their
       sum is not zero and its gradient reaches the student's parameters (on one process; with several, DDP
-      owns the backward pass and the gradient part is not checked).
+      owns the backward pass and the gradient part is not checked); for a distiller with a warm-up
+      (``warmup_iters``) the gradient part at the warm-up's end (``gradient_checked_at``).
 
     The file outlives an interruption: a resumed run keeps the first process's teacher digest and first
     iteration.
@@ -187,6 +188,7 @@ class RunChecksHook(Hook):
         from pathlib import Path
         self.path = Path(path)
         self.handle = None
+        self.wait_until = 0          # a distiller's warm-up: the iteration the gradient part waits for
         self._memory: dict = {}      # the same, should the work directory be deleted during the run
 
     def read(self) -> dict:
@@ -219,26 +221,43 @@ class RunChecksHook(Hook):
         if teacher is not None:
             frozen = checks.setdefault('teacher_frozen', {})
             frozen.setdefault('before', weights_digest(teacher))
-            if 'distillation_active' not in checks and self.handle is None:
+            active = checks.get('distillation_active')
+            if active is not None and active.get('gradient_pending'):    # resumed within the warm-up
+                self.wait_until = int(active['gradient_checked_at'])
+            if (active is None or active.get('gradient_pending')) and self.handle is None:
                 self.handle = model.register_forward_hook(self._first_iteration(runner, model))
         self._write(checks)
 
     def _first_iteration(self, runner, model):
+        """The check at the first iteration. A distiller whose loss reaches the student only after a warm-up
+        (``distiller.warmup_iters``: ICD's 1000 iterations) has its losses checked at the first iteration (the
+        loss-scale table reads them there) and the gradient part at the warm-up's end (``gradient_checked_at``;
+        ``gradient_pending`` until then)."""
         def hook(module, args, output):
             import math
             import torch
             if not isinstance(output, dict) or not module.training:
                 return output
-            self.handle.remove()
             from kdlab.models.loss_scale import DISTILL_PREFIX, loss_terms
+            if runner.iter < self.wait_until:
+                return output                                  # still in a warm-up: the gradient part waits
+            checks = self.read()
+            active = checks.get('distillation_active')
             terms = loss_terms(output, DISTILL_PREFIX)
             total = sum(terms.values()) if terms else torch.tensor(0.0)
-            values = {k: float(v.detach()) for k, v in terms.items()}
-            value = float(total.detach())
-            active = dict(iteration=int(runner.iter), losses=values, total=value,
-                          finite=all(math.isfinite(v) for v in values.values()), nonzero=value != 0.0)
+            if active is None:
+                values = {k: float(v.detach()) for k, v in terms.items()}
+                value = float(total.detach())
+                active = dict(iteration=int(runner.iter), losses=values, total=value,
+                              finite=all(math.isfinite(v) for v in values.values()), nonzero=value != 0.0)
+                warmup = int(getattr(getattr(module, 'distiller', None), 'warmup_iters', 0) or 0)
+                if runner.world_size == 1 and runner.iter < warmup:
+                    active.update(gradient_reaches_student=None, gradient_pending=True, gradient_checked_at=warmup)
+                    self.wait_until = warmup
             student = getattr(module, 'student', None)
-            if runner.world_size == 1 and student is not None and torch.is_tensor(total) and total.requires_grad:
+            if runner.iter < active.get('gradient_checked_at', 0):
+                pass                                           # the warm-up's first iteration: losses only
+            elif runner.world_size == 1 and student is not None and torch.is_tensor(total) and total.requires_grad:
                 params = [p for p in student.parameters() if p.requires_grad]
                 grads = torch.autograd.grad(total, params, retain_graph=True, allow_unused=True)
                 reached = sum(1 for g in grads if g is not None and bool(g.abs().sum() > 0))
@@ -248,13 +267,17 @@ class RunChecksHook(Hook):
                 active['gradient_reaches_student'] = None      # not checked: DDP owns the backward pass
             else:
                 active['gradient_reaches_student'] = False
+            if runner.iter >= active.get('gradient_checked_at', 0):
+                self.handle.remove()
+                self.handle = None
+                if active.pop('gradient_pending', False):
+                    active['gradient_checked_at'] = int(runner.iter)
             active['ok'] = bool(active['finite'] and active['nonzero'] and active['gradient_reaches_student'] is not False)
-            checks = self.read()
             checks['distillation_active'] = active
             self._write(checks)
             if not active['ok']:
                 from mmengine.logging import print_log
-                print_log(f'distillation is not active at the first iteration: {active}', logger='current',
+                print_log(f'distillation is not active at iteration {runner.iter}: {active}', logger='current',
                           level=30)
             return output
         return hook
