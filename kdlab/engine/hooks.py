@@ -222,9 +222,10 @@ class RunChecksHook(Hook):
             frozen = checks.setdefault('teacher_frozen', {})
             frozen.setdefault('before', weights_digest(teacher))
             active = checks.get('distillation_active')
-            if active is not None and active.get('gradient_pending'):    # resumed within the warm-up
+            pending = active is not None and active.get('gradient_pending')    # resumed within a warm-up
+            if pending:
                 self.wait_until = int(active['gradient_checked_at'])
-            if (active is None or active.get('gradient_pending')) and self.handle is None:
+            if (active is None or pending) and self.handle is None:
                 self.handle = model.register_forward_hook(self._first_iteration(runner, model))
         self._write(checks)
 
@@ -254,20 +255,18 @@ class RunChecksHook(Hook):
                 if runner.world_size == 1 and runner.iter < warmup:
                     active.update(gradient_reaches_student=None, gradient_pending=True, gradient_checked_at=warmup)
                     self.wait_until = warmup
-            student = getattr(module, 'student', None)
-            if runner.iter < active.get('gradient_checked_at', 0):
-                pass                                           # the warm-up's first iteration: losses only
-            elif runner.world_size == 1 and student is not None and torch.is_tensor(total) and total.requires_grad:
-                params = [p for p in student.parameters() if p.requires_grad]
-                grads = torch.autograd.grad(total, params, retain_graph=True, allow_unused=True)
-                reached = sum(1 for g in grads if g is not None and bool(g.abs().sum() > 0))
-                active.update(student_tensors=len(params), student_tensors_with_gradient=reached)
-                active['gradient_reaches_student'] = reached > 0
-            elif runner.world_size > 1:
-                active['gradient_reaches_student'] = None      # not checked: DDP owns the backward pass
-            else:
-                active['gradient_reaches_student'] = False
-            if runner.iter >= active.get('gradient_checked_at', 0):
+            if runner.iter >= self.wait_until:                 # the gradient part (after the warm-up, if any)
+                student = getattr(module, 'student', None)
+                if runner.world_size == 1 and student is not None and torch.is_tensor(total) and total.requires_grad:
+                    params = [p for p in student.parameters() if p.requires_grad]
+                    grads = torch.autograd.grad(total, params, retain_graph=True, allow_unused=True)
+                    reached = sum(1 for g in grads if g is not None and bool(g.abs().sum() > 0))
+                    active.update(student_tensors=len(params), student_tensors_with_gradient=reached)
+                    active['gradient_reaches_student'] = reached > 0
+                elif runner.world_size > 1:
+                    active['gradient_reaches_student'] = None  # not checked: DDP owns the backward pass
+                else:
+                    active['gradient_reaches_student'] = False
                 self.handle.remove()
                 self.handle = None
                 if active.pop('gradient_pending', False):
