@@ -122,8 +122,7 @@ def check_resume(detector: str = 'retinanet_r50', scale: str = 'mini', *, root: 
         detector=detector, scale=scale, seed=seed, epochs=total, key=key,
         kill_after_epoch=kill_after_epoch, killed_record_before_restart=stored_before,
         final_checkpoint_before_restart=final_before, resumed=a['resumed'], uninterrupted_resumed=b['resumed'],
-        attempts=a.get('attempts', 1), log_attempts=(killed.run_dir(key) / 'train.log').read_text().count(
-            '# ---- attempt '),
+        attempts=a.get('attempts', 1), log_attempts=len(killed.logged_attempts(key)),
         metrics_resumed=a['metrics'], metrics_uninterrupted=b['metrics'],
         metrics_equal=a['metrics'] == b['metrics'],
         curve_epochs_resumed=[e['epoch'] for e in a.get('curve', [])],
