@@ -31,7 +31,8 @@ PROTOCOL_RUNS = {'v1': dict(teacher_schedule='3x', loss_weight=10.0), 'v2': {}}
 #: How many of its epochs the demo trains the distilled student again for (None: all of them). v2: 4 of 48, 309 s
 #: measured on a clean clone (one thread, as ``make demo`` runs it; 6 min 52 s with the set-up); at epoch 4 the
 #: stored PKD run of seed 2 leads its baseline by 8.4 mAP (14.7 against 6.3), and the student trained again from
-#: the committed teacher weights gives its record's 14.7 (2026-12-07).
+#: the committed teacher weights gives its record's 14.7 on the record's machine (AMD EPYC, AVX2) and 17.7 on an
+#: Intel Xeon (AVX512), with the same teacher score there (2026-12-07; :func:`against_record` says so).
 FIRST_EPOCHS = {'v1': None, 'v2': 4}
 #: The seed of the demo's runs, per protocol. v2: seed 2, whose PKD student was distilled from the teacher's
 #: committed float16 weights, as a fresh clone's is; the cell's seeds 0-1 learnt from the teacher's float32
@@ -89,7 +90,7 @@ def run(scale: str = 'mini', *, store: Optional[RunStore] = None, progress: bool
                      'wall_time_s': rec['wall_time_s'], 'note': rebuilt_note(store.rebuilt_inputs(rec))})
     if here is not None:
         note = (f'trained again on this machine (not stored in {store.root}); its teacher from '
-                f'{here.get("teacher_source")}')
+                f'{here.get("teacher_source")}; {against_record(records[plan.rows["distilled"]], here)}')
         if here.get('first_epochs'):
             n, of = here['first_epochs'], here['of_epochs']
             for role, ref in (('baseline', 'baseline'), (method, 'distilled')):
@@ -104,6 +105,21 @@ def run(scale: str = 'mini', *, store: Optional[RunStore] = None, progress: bool
             rows.append({'role': f'{method} here', 'model': plan.runs[here['key']].name, **here['metrics'],
                          'key': here['key'], 'wall_time_s': here['wall_time_s'], 'note': note})
     return rows
+
+
+def against_record(stored: dict, here: dict) -> str:
+    """What may make the run trained again here differ from its stored record: its inputs (the teacher gate's
+    evaluation of the teacher here against the teacher's record) and the machine
+    (:func:`kdlab.engine.runner.machine_differences`)."""
+    from kdlab.engine.runner import machine_differences
+    parts = []
+    gate = (here.get('checks') or {}).get('teacher_gate') or {}
+    if gate.get('evaluated'):
+        parts.append(f'its teacher scored {gate["mAP"]} mAP here, {gate["reference_mAP"]} in its record')
+    diffs = machine_differences(stored.get('provenance') or {}, here.get('provenance') or {})
+    parts.append('this machine computes differently from the record\'s (' + ', '.join(diffs) + '), so the same '
+                 'run need not give the same numbers' if diffs else 'the same CPU and packages as its record')
+    return '; '.join(parts)
 
 
 def at_epoch(record: dict, epoch: int) -> Dict[str, float]:

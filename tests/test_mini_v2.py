@@ -302,3 +302,23 @@ def test_the_v2_demo_compares_with_a_record_distilled_from_the_teachers_committe
     assert built['checkpoint_sha256'] != teacher['checkpoint_sha256']       # the rounded weights, not the original
     assert [p['epoch'] for p in record['curve']][:demo.FIRST_EPOCHS['v2']] == \
         list(range(1, demo.FIRST_EPOCHS['v2'] + 1))                         # the point the demo compares with
+
+
+def test_the_demo_says_whether_its_machine_computes_like_the_records():
+    """Trained again on another CPU, the same run drifts (README, `make demo`: 14.7 against 17.7 mAP at epoch 4,
+    AVX2 against AVX512); the demo names the difference and the teacher's score here, so a reader can tell a
+    machine's rounding from another input."""
+    from kdlab.demo import against_record
+    from kdlab.engine.runner import machine_differences
+    stored = {'cpu': 'AMD EPYC', 'cpu_capability': 'AVX2', 'device_name': 'cpu', 'mmcv_ops': 'kdlab (plain torch)',
+              'packages': {'torch': '2.13.0+cpu', 'numpy': '2.4.6'}}
+    assert machine_differences(stored, dict(stored, host='other')) == []        # the host's name alone is not one
+    other = dict(stored, cpu='Intel Xeon', cpu_capability='AVX512', packages={'torch': '2.14.0+cpu', 'numpy': '2.4.6'})
+    assert machine_differences(stored, other) == ['cpu AMD EPYC -> Intel Xeon', 'cpu_capability AVX2 -> AVX512',
+                                                  'torch 2.13.0+cpu -> 2.14.0+cpu']
+    gate = {'evaluated': True, 'mAP': 61.0, 'reference_mAP': 61.0}
+    here = {'provenance': other, 'checks': {'teacher_gate': gate}}
+    note = against_record({'provenance': stored}, here)
+    assert note.startswith('its teacher scored 61.0 mAP here, 61.0 in its record; this machine computes differently')
+    assert 'cpu_capability AVX2 -> AVX512' in note
+    assert against_record({'provenance': stored}, {'provenance': stored}) == 'the same CPU and packages as its record'

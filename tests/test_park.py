@@ -89,6 +89,9 @@ def test_a_parked_distillation_resumes_on_another_machine(distillation, tmp_path
     record = execute(cfg, name='pkd', store=there, progress=False, key=key)
     assert record['resumed'] and record['attempts'] == 2
     assert [p['epoch'] for p in record['parked']] == [1] and record['parked'][0]['weights'] == 'float16'
+    from kdlab.engine.runner import machine
+    assert record['parked'][0]['machine'] == machine()                 # where the part before the park ran
+    assert {k: record['provenance'][k] for k in machine()} == machine()   # and the resumed part
     assert [c['epoch'] for c in record['curve']] == [1, 2]             # no epoch left out
     assert not record.get('checks_failed'), record['checks']          # the teacher is the one the run names
     assert record['checks']['teacher_frozen']['ok']                    # over the resumed part

@@ -102,7 +102,7 @@ def park(store: RunStore, key: str) -> dict:
     for name in ('curve.json', 'checks.json', HISTORY):
         if (work_dir / name).is_file():
             shutil.copy2(work_dir / name, tmp / name)
-    from kdlab.engine.runner import training_attempts
+    from kdlab.engine.runner import machine, training_attempts
     for attempt in training_attempts(work_dir):
         shutil.copy2(attempt['log'], tmp / 'logs' / attempt['log'].name)
     meta = ckpt.get('meta') or {}
@@ -111,7 +111,8 @@ def park(store: RunStore, key: str) -> dict:
              'sha256': _sha256(tmp / STATE), 'bytes': (tmp / STATE).stat().st_size,
              'weights': WEIGHTS_DTYPE, 'optimizer': OPTIMIZER_DTYPE, 'teacher_dropped': dropped,
              'parked': _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds'),
-             'host': socket.gethostname()}
+             'host': socket.gethostname(),
+             'machine': machine()}     # where the part before the park ran: the record says it (``parked``)
     atomic_write_text(tmp / META, json.dumps(entry, indent=2, sort_keys=True) + '\n')
     shutil.rmtree(out, ignore_errors=True)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -155,8 +156,8 @@ def unpark(store: RunStore, key: str) -> Optional[dict]:
         (work_dir / log.stem).mkdir(exist_ok=True)
         shutil.copy2(log, work_dir / log.stem / log.name)
     history = json.loads((src / HISTORY).read_text()) if (src / HISTORY).is_file() else []
-    history.append({k: entry[k] for k in ('epoch', 'iteration', 'parked', 'host', 'weights', 'optimizer',
-                                         'sha256')})
+    history.append({k: entry[k] for k in ('epoch', 'iteration', 'parked', 'host', 'machine', 'weights',
+                                         'optimizer', 'sha256') if k in entry})   # parks before 'machine' lack it
     atomic_write_text(work_dir / HISTORY, json.dumps(history, indent=2) + '\n')
     target = work_dir / entry['checkpoint']
     tmp = target.with_name(target.name + '.part')

@@ -87,10 +87,10 @@ def _git_revision() -> Dict[str, object]:
         return {'revision': None, 'dirty': None}
 
 
-def provenance(cfg, world_size: int = 1, git: Optional[dict] = None) -> dict:
-    """What made the run: code revision, package versions, seed, device, GPUs x images per GPU. ``git``: the
-    revision when the run started (:func:`_execute` reads it then); a revision committed while the run trained
-    is said beside it (``revision_at_end``), since the code that ran is the one the run started with."""
+def machine() -> dict:
+    """What computes a run here, as its provenance says it (:data:`COMPUTE_FIELDS`): the package versions, which
+    implementation serves mmcv's compiled ops, the device, the CPU and the vector kernels ATen chose. A park
+    (:mod:`kdlab.engine.park`) stores it too, so a run resumed on another machine says where each part ran."""
     import mmcv
     import mmdet
     import mmengine
@@ -100,17 +100,27 @@ def provenance(cfg, world_size: int = 1, git: Optional[dict] = None) -> dict:
     from kdlab import ops
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
     return {
-        'git': _revision_since(git),
         'packages': {'torch': torch.__version__, 'mmcv': mmcv.__version__, 'mmengine': mmengine.__version__,
                      'mmdet': mmdet.__version__, 'mmrazor': mmrazor.__version__, 'numpy': numpy.__version__,
                      'python': platform.python_version()},
         'mmcv_ops': ops.backend(),   # which implementation served mmcv's compiled ops (kdlab.ops)
-        'seed': cfg.get('randomness', {}).get('seed'),
         'device': device,
         'device_name': torch.cuda.get_device_name(0) if device == 'cuda' else platform.processor() or 'cpu',
-        'cpu_threads': torch.get_num_threads(),
         'cpu': _cpu_model(),
         'cpu_capability': torch.backends.cpu.get_cpu_capability(),   # the vector kernels ATen chose
+    }
+
+
+def provenance(cfg, world_size: int = 1, git: Optional[dict] = None) -> dict:
+    """What made the run: code revision, package versions, seed, device, GPUs x images per GPU (:func:`machine`).
+    ``git``: the revision when the run started (:func:`_execute` reads it then); a revision committed while the
+    run trained is said beside it (``revision_at_end``), since the code that ran is the one the run started with."""
+    import torch
+    return {
+        'git': _revision_since(git),
+        **machine(),
+        'seed': cfg.get('randomness', {}).get('seed'),
+        'cpu_threads': torch.get_num_threads(),
         'world_size': world_size,
         'images_per_gpu': cfg.train_dataloader.get('batch_size'),
         'host': platform.node(),
