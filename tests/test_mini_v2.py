@@ -309,7 +309,9 @@ def test_the_demo_says_whether_its_machine_computes_like_the_records():
     AVX2 against AVX512); the demo names the difference and the teacher's score here, so a reader can tell a
     machine's rounding from another input."""
     from kdlab.demo import against_record
-    from kdlab.engine.runner import machine_differences
+    from kdlab.engine.runner import COMPUTE_FIELDS, machine, machine_differences
+    assert set(COMPUTE_FIELDS) <= set(machine())                   # every field compared is one a record holds
+    assert machine_differences(machine(), machine()) == []
     stored = {'cpu': 'AMD EPYC', 'cpu_capability': 'AVX2', 'device_name': 'cpu', 'mmcv_ops': 'kdlab (plain torch)',
               'packages': {'torch': '2.13.0+cpu', 'numpy': '2.4.6'}}
     assert machine_differences(stored, dict(stored, host='other')) == []        # the host's name alone is not one
