@@ -137,8 +137,7 @@ def machine_differences(stored: dict, here: dict) -> List[str]:
     """How the machine (and stack) of the run ``here`` differs from the one of ``stored``, both run provenances
     (:func:`provenance`) or :func:`machine`, one phrase per difference, e.g. ``'cpu_capability AVX2 -> AVX512'``;
     empty when they compute alike. Same config, same seed and same inputs give the same numbers only where this is
-    empty: on this project's CPUs, 2026-12-07, the v2 demo's PKD student at epoch 4 gave 14.7 mAP on an AMD EPYC
-    (AVX2) and 17.7 on an Intel Xeon (AVX512), its teacher scoring its record's 61.0 on both (README)."""
+    empty (measured across two CPUs: README, ``make demo``; :data:`kdlab.demo.FIRST_EPOCHS`)."""
     out = []
     for field in COMPUTE_FIELDS:
         a, b = stored.get(field), here.get(field)
