@@ -225,3 +225,47 @@ def test_a_stored_log_splits_into_its_attempts(tmp_path):
     (tmp_path / 'one.log').write_text('2026/12/06 18:39:22 - x\n')
     store.save(dict(key='j', status='finished'), 'cfg = 1\n', log_path=tmp_path / 'one.log')
     assert store.logged_attempts('j')[0][0] == 'train.log' and stored_attempts(store, 'j') == []
+
+
+def test_a_parked_backbone_pretraining_resumes_on_another_machine(tmp_path, monkeypatch, capsys):
+    """A Swin stand-in's pretraining outlasts a session: ``kdlab park`` parks its state (float16 weights, bfloat16
+    AdamW state) in the store, a machine without the state resumes from there, and the written weights' entry says
+    where each part ran; the park is removed once the weights are written."""
+    import argparse
+    import torch
+    from kdlab.zoo import pretrain
+    monkeypatch.setattr(pretrain, 'PRETRAINED_DIR', tmp_path / 'pretrained')
+    store, cache = RunStore(tmp_path / 'store'), pretrain._cache_dir('r18')
+    shutil.rmtree(cache, ignore_errors=True)        # the session's cache root is shared with other tests
+    monkeypatch.setenv('KDLAB_RESULTS', str(store.root))
+    kwargs = dict(epochs=2, train_images=64, val_images=32, batch=32, progress=False, min_over_chance=0)
+    real, calls = pretrain._accuracy, []
+
+    def session_ends_in_epoch_two(*args, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt('the session ends')
+        return real(*args, **kw)
+    monkeypatch.setattr(pretrain, '_accuracy', session_ends_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain.pretrain('r18', cache=cache, **kwargs)
+    first_epoch = torch.load(cache / 'last.pth', weights_only=False)['history']
+    with pytest.raises(KdlabError, match='no pretraining state'):
+        pretrain.park_state('r18', cache=tmp_path / 'elsewhere')
+    parking.main(argparse.Namespace(store=None, list=False, keys=[]))      # `kdlab park`: runs and pretrainings
+    (entry,) = parking.parked_pretrainings(store)
+    assert (entry['backbone'], entry['epoch'], entry['epochs'], entry['weights']) == ('r18', 1, 2, 'float16')
+    parked = torch.load(parking.pretraining_dir(store, 'r18', torch.load(cache / 'last.pth', weights_only=False)
+                                                ['resume_key']) / parking.STATE, weights_only=False)
+    assert all(v.dtype == torch.float16 for v in parked['model'].values() if v.is_floating_point())
+    parking.main(argparse.Namespace(store=None, list=True, keys=[]))
+    assert 'pretraining of r18' in capsys.readouterr().out
+    shutil.rmtree(cache)                                                  # another machine: an empty ~/.cache
+    monkeypatch.setattr(pretrain, '_accuracy', real)
+    written = pretrain.pretrain('r18', cache=cache, **kwargs)
+    assert [h['epoch'] for h in written['history']] == [1, 2] and written['history'][0] == first_epoch[0]
+    assert len(written['parks']) == 1 and written['parks'][0]['machine'] and written['parks'][0]['epoch'] == 1
+    assert parking.parked_pretrainings(store) == []                       # served: removed
+    with pytest.raises(KdlabError, match='finished'):                     # a finished state is not parked
+        pretrain.park_state('r18', cache=cache)
+    shutil.rmtree(cache)

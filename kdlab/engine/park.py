@@ -21,6 +21,10 @@ park's epoch, time and precision), and the parked files are removed from the sto
 The teacher is loaded again on the new machine, from its committed fp16 weights where its own checkpoint is not
 there: the "teacher frozen" check covers the resumed part, the earlier part's digest is kept
 (``checks.teacher_before_park``).
+
+A backbone's pretraining (``kdlab pretrain``) is parked the same way (:func:`park_pretraining`), into
+``<store>/parked/pretrain/<backbone>-<recipe digest>/``, and resumed by ``kdlab.zoo.pretrain.pretrain`` where its
+cache has no state (:func:`unpark_pretraining`); the weights' index entry lists the parks (``parks``).
 """
 from __future__ import annotations
 
@@ -185,6 +189,102 @@ def parked(store: RunStore) -> List[dict]:
             for key in parked_keys(store)]
 
 
+# ------------------------------------------------------------------------- a backbone's pretraining
+#: Pretraining states are parked under ``<store>/parked/pretrain/<backbone>-<recipe digest>/``: a Swin stand-in's
+#: longer recipe is hours of one core, more than a session, and its state lives in ``~/.cache`` like a run's.
+PRETRAIN = 'pretrain'
+
+
+def recipe_digest(resume_key: dict) -> str:
+    """Eight hex digits naming a pretraining recipe (``kdlab.zoo.pretrain``'s resume key: settings and stand-in)."""
+    import hashlib
+    return hashlib.sha256(json.dumps(resume_key, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def pretraining_dir(store: RunStore, backbone: str, resume_key: dict) -> Path:
+    return store.root / 'parked' / PRETRAIN / f'{backbone}-{recipe_digest(resume_key)}'
+
+
+def park_pretraining(store: RunStore, backbone: str, state_file: Path) -> dict:
+    """Copy the pretraining state ``state_file`` (``kdlab.zoo.pretrain``'s ``last.pth``) into the store: model
+    weights in float16, AdamW's state in bfloat16, as :func:`park` keeps a run's; returns its ``park.json`` entry."""
+    import torch
+    state = torch.load(state_file, map_location='cpu', weights_only=False)
+    if state['epoch'] >= state['settings']['epochs']:
+        raise KdlabError(f'the pretraining of {backbone} in {state_file} is finished ({state["epoch"]} epochs)',
+                         f'run `kdlab pretrain {backbone}` with the same arguments to write its weights; '
+                         'commit those instead')
+    state['model'] = cast_floats(state['model'], torch.float16)
+    state['opt'] = cast_floats(state['opt'], torch.bfloat16, keep_scalars=True)
+    out = pretraining_dir(store, backbone, state['resume_key'])
+    tmp = out.with_name(f'.{out.name}.{os.getpid()}.part')
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    torch.save(state, tmp / STATE)
+    from kdlab.engine.runner import machine
+    entry = {'backbone': backbone, 'epoch': int(state['epoch']), 'epochs': int(state['settings']['epochs']),
+             'top1': state['history'][-1]['top1'] if state['history'] else None, 'seconds': state['seconds'],
+             'sha256': _sha256(tmp / STATE), 'bytes': (tmp / STATE).stat().st_size, 'weights': WEIGHTS_DTYPE,
+             'optimizer': OPTIMIZER_DTYPE, 'recipe': recipe_digest(state['resume_key']),
+             'settings': state['settings'],
+             'parked': _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds'),
+             'host': socket.gethostname(), 'machine': machine()}
+    atomic_write_text(tmp / META, json.dumps(entry, indent=2, sort_keys=True) + '\n')
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    return entry
+
+
+def unpark_pretraining(store: RunStore, backbone: str, resume_key: dict, state_file: Path) -> Optional[dict]:
+    """Where ``state_file`` is missing and the store holds a parked state of the same recipe on the same stand-in,
+    write it there in float32 (the earlier parks, with their machines, in its ``parks``); returns the entry."""
+    import torch
+    src = pretraining_dir(store, backbone, resume_key)
+    if Path(state_file).is_file() or not (src / META).is_file():
+        return None
+    entry = json.loads((src / META).read_text())
+    if not (src / STATE).is_file() or _sha256(src / STATE) != entry['sha256']:
+        from kdlab.errors import CheckpointError
+        raise CheckpointError(f'the parked pretraining state {src / STATE} is missing or does not match its sha256 '
+                              f'{entry["sha256"][:16]}...', f'restore it from git (git checkout -- {src}), or '
+                              f'delete {src} to pretrain {backbone} from the start')
+    state = torch.load(src / STATE, map_location='cpu', weights_only=False)
+    if state.get('resume_key') != resume_key:        # the digest's 32 bits named it; the key itself decides
+        return None
+    state['model'] = cast_floats(state['model'], torch.float32)
+    state['opt'] = cast_floats(state['opt'], torch.float32, keep_scalars=True)
+    state['parks'] = list(state.get('parks', [])) + [{k: entry[k] for k in ('epoch', 'parked', 'host', 'machine',
+                                                                            'sha256')}]
+    Path(state_file).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(state_file).with_suffix('.tmp')
+    torch.save(state, tmp)
+    tmp.replace(state_file)
+    return entry
+
+
+def discard_pretraining(store: RunStore, backbone: str, resume_key: dict) -> None:
+    """Remove a parked pretraining state (its weights are written now)."""
+    shutil.rmtree(pretraining_dir(store, backbone, resume_key), ignore_errors=True)
+
+
+def parked_pretrainings(store: RunStore) -> List[dict]:
+    base = store.root / 'parked' / PRETRAIN
+    return [json.loads((d / META).read_text()) for d in sorted(base.iterdir()) if (d / META).is_file()] \
+        if base.is_dir() else []
+
+
+def unfinished_pretrainings(cache_root: Path) -> List[tuple]:
+    """``(backbone, state file)`` of each unfinished pretraining under ``cache_root`` (``~/.cache/kdlab/pretrain``,
+    one folder per backbone): what ``kdlab park`` parks beside the runs."""
+    import torch
+    found = []
+    for state_file in sorted(Path(cache_root).glob('*/last.pth')):
+        state = torch.load(state_file, map_location='cpu', weights_only=False)
+        if state['epoch'] < state['settings']['epochs']:
+            found.append((state_file.parent.name, state_file))
+    return found
+
+
 def main(args) -> int:
     store = RunStore(args.store) if args.store else RunStore()
     if args.list:
@@ -194,10 +294,19 @@ def main(args) -> int:
             print(f'{e["key"]}: epoch {e["epoch"]} (iteration {e["iteration"]}), parked {e["parked"]} on {e["host"]}, '
                   f'{e["bytes"] / 1e6:.1f} MB{here}')
         print(f'{len(entries)} parked run(s) in {store.root / "parked"}')
+        for e in parked_pretrainings(store):
+            print(f'pretraining of {e["backbone"]} (recipe {e["recipe"]}): epoch {e["epoch"]} of {e["epochs"]}, '
+                  f'top-1 {e["top1"]} %, parked {e["parked"]} on {e["host"]}, {e["bytes"] / 1e6:.1f} MB')
         return 0
     keys = args.keys or unfinished_keys(store)
-    if not keys:
-        print(f'nothing to park: no unfinished run with a checkpoint in {store.work_root}')
+    pretrainings = [] if args.keys else unfinished_pretrainings(_pretraining_cache())
+    for backbone, state_file in pretrainings:
+        entry = park_pretraining(store, backbone, state_file)
+        print(f'pretraining of {backbone}: epoch {entry["epoch"]} of {entry["epochs"]} parked in '
+              f'{store.root / "parked" / PRETRAIN} ({entry["bytes"] / 1e6:.1f} MB)')
+    if not keys and not pretrainings:
+        print(f'nothing to park: no unfinished run with a checkpoint in {store.work_root}, '
+              f'no unfinished pretraining in {_pretraining_cache()}')
         return 0
     for key in keys:
         entry = park(store, key)
@@ -208,10 +317,16 @@ def main(args) -> int:
     return 0
 
 
+def _pretraining_cache() -> Path:
+    from kdlab.zoo.pretrain import _cache_root
+    return _cache_root()
+
+
 def register(sub) -> None:
     p = sub.add_parser('park', help='copy unfinished runs\' last checkpoints into the run store (float16 weights, '
                        'bfloat16 optimizer state), so that another machine resumes them; commit them')
-    p.add_argument('keys', nargs='*', help='run keys (default: every unfinished run in the work root)')
+    p.add_argument('keys', nargs='*', help='run keys (default: every unfinished run in the work root, and every '
+                   'unfinished backbone pretraining of `kdlab pretrain`)')
     p.add_argument('--store', default=None, help='run store (default: results/runs)')
     p.add_argument('--list', action='store_true', help='list the parked runs instead')
     p.set_defaults(func=main)

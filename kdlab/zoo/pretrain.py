@@ -14,7 +14,8 @@ on an image-classification task that is not the detection data:
   AdamW, a cosine schedule and label smoothing 0.1, input normalised as the mini detectors normalise theirs.
 
 ``kdlab pretrain`` trains every backbone (or those named), resumes an interrupted one from its last epoch
-(``~/.cache/kdlab/pretrain/<backbone>/``), and writes the backbone's weights in fp16, a few MB each, to
+(``~/.cache/kdlab/pretrain/<backbone>/``, or on another machine from its park in the run store: ``kdlab park``,
+``kdlab pretrain ... --park``, :func:`kdlab.engine.park.park_pretraining`), and writes the backbone's weights in fp16, a few MB each, to
 ``kdlab/zoo/pretrained/<backbone>-<sha256[:8]>.pth`` with ``index.json`` (file, sha256, accuracy, epochs,
 seconds): committed, so that a new machine does not pretrain again. The mini v2 detectors load them through
 ``init_cfg=dict(type='Pretrained', checkpoint='kdlab://pretrained/<file>')`` (:func:`pretrained_init`; a Swin
@@ -248,7 +249,12 @@ def pretrain(backbone: str, *, epochs: int = EPOCHS, train_images: int = TRAIN_I
     cache = Path(cache) if cache is not None else _cache_dir(backbone)
     cache.mkdir(parents=True, exist_ok=True)
     state_file = cache / 'last.pth'
-    first, history, seconds = 0, [], 0.0
+    from kdlab.engine import park
+    from kdlab.engine.store import RunStore
+    store = RunStore()
+    if park.unpark_pretraining(store, backbone, resume_key, state_file) and progress:   # another machine's state
+        print(f'{backbone}: resumed from its parked state in {park.pretraining_dir(store, backbone, resume_key)}')
+    first, history, seconds, parks = 0, [], 0.0, []
     if state_file.is_file():
         state = torch.load(state_file, map_location='cpu', weights_only=False)
         if state.get('resume_key') == resume_key:
@@ -256,6 +262,7 @@ def pretrain(backbone: str, *, epochs: int = EPOCHS, train_images: int = TRAIN_I
             opt.load_state_dict(state['opt'])
             sched.load_state_dict(state['sched'])
             first, history, seconds = state['epoch'], state['history'], state['seconds']
+            parks = state.get('parks', [])        # where the parts before each park ran
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
     bar = None
     if progress:
@@ -290,7 +297,8 @@ def pretrain(backbone: str, *, epochs: int = EPOCHS, train_images: int = TRAIN_I
         history.append(dict(epoch=epoch + 1, top1=round(acc, 2), loss=round(loss.item(), 4)))
         tmp = state_file.with_suffix('.tmp')
         torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(), epoch=epoch + 1,
-                        history=history, seconds=seconds, settings=settings, resume_key=resume_key), tmp)
+                        history=history, seconds=seconds, settings=settings, resume_key=resume_key,
+                        parks=parks), tmp)
         tmp.replace(state_file)      # atomic: an interruption leaves the previous epoch's state
     if bar is not None:
         bar.close()
@@ -301,7 +309,22 @@ def pretrain(backbone: str, *, epochs: int = EPOCHS, train_images: int = TRAIN_I
                          'that carries to new images, so no weights are written (a detector would start from noise '
                          f'that calls itself pretrained); its state stays in {state_file}',
                          'see docs/mini_v2.md (the Swin stand-ins) for what has been tried')
-    return export(backbone, model, history, seconds, out_dir=out_dir, settings=settings)
+    entry = export(backbone, model, history, seconds, out_dir=out_dir,
+                   settings=dict(settings, parks=parks) if parks else settings)
+    park.discard_pretraining(store, backbone, resume_key)      # its weights are written: the park has served
+    return entry
+
+
+def park_state(backbone: str, *, cache: Optional[Path] = None) -> dict:
+    """Park the unfinished pretraining state in ``cache`` (default ``~/.cache/kdlab/pretrain/<backbone>/``) in the
+    run store, for another machine to resume (``kdlab pretrain ... --park``; :func:`kdlab.engine.park.park_pretraining`)."""
+    from kdlab.engine import park
+    from kdlab.engine.store import RunStore
+    state_file = (Path(cache) if cache is not None else _cache_dir(backbone)) / 'last.pth'
+    if not state_file.is_file():
+        raise KdlabError(f'no pretraining state of {backbone} in {state_file.parent}',
+                         'park it on the machine that trains it, with the arguments it was started with')
+    return park.park_pretraining(RunStore(), backbone, state_file)
 
 
 def export(backbone: str, model, history, seconds: float, *, out_dir: Optional[Path] = None,
@@ -415,6 +438,12 @@ def main(args) -> int:
         cache = out_dir / 'cache' / name if out_dir else None     # a trial never resumes the committed recipe's state
         warmup = 'recipe' if args.silhouette_warmup is None else (tuple(args.silhouette_warmup)
                                                                   if any(args.silhouette_warmup) else None)
+        if args.park:
+            entry = park_state(name, cache=cache)
+            print(f"{name}: epoch {entry['epoch']} of {entry['epochs']} (top-1 {entry['top1']} %) parked in the run "
+                  f"store ({entry['bytes'] / 1e6:.1f} MB, recipe {entry['recipe']}); commit it: the same command "
+                  'without --park resumes it on any machine')
+            continue
         entry = pretrain(name, epochs=args.epochs, train_images=args.train_images, lr=args.lr,
                          progress=not args.quiet, out_dir=out_dir, cache=cache, silhouette_warmup=warmup)
         print(f"{name}: top-1 {entry['top1']:.1f}% after {len(entry['history'])} epochs, "
@@ -434,5 +463,8 @@ def register(sub) -> None:
     p.add_argument('--silhouette-warmup', type=int, nargs=2, metavar=('STEPS', 'RAMP'),
                    help='silhouettes only for STEPS steps, then pool images rising to all over RAMP steps (default: '
                    'the backbone\'s recipe, SILHOUETTE_WARMUP: Swin 300 1200, ResNets none; 0 0: none)')
+    p.add_argument('--park', action='store_true', help='park the unfinished state these arguments would resume in '
+                   'the run store (float16 weights, bfloat16 AdamW state), instead of training; commit it (`kdlab park` '
+                   'parks those in ~/.cache/kdlab/pretrain too)')
     p.add_argument('--quiet', action='store_true')
     p.set_defaults(func=main)
