@@ -1,6 +1,7 @@
 """Mini v2's pieces: the cluttered scenes (kdlab.data.scenes), the backbones' pretraining (kdlab.zoo.pretrain)
 and the protocol switch that puts them in a mini detector's config (kdlab.zoo.detector_config)."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -324,3 +325,24 @@ def test_the_demo_says_whether_its_machine_computes_like_the_records():
     assert note.startswith('its teacher scored 61.0 mAP here, 61.0 in its record; this machine computes differently')
     assert 'cpu_capability AVX2 -> AVX512' in note
     assert against_record({'provenance': stored}, {'provenance': stored}) == 'the same CPU and packages as its record'
+
+
+def test_a_trials_pretrained_swin_backbone_is_loaded_in_the_layout_swin_reads(tmp_path):
+    """``kdlab calibrate --trial ... --pretrained FILE`` with weights of ``kdlab pretrain --out-dir``: a ResNet reads
+    the file as it is, a Swin (which keeps only ``backbone.`` keys) a copy in the classifier layout; its weights
+    arrive in the model."""
+    from kdlab.engine.calibration import trial_config
+    from kdlab.models import build_model
+    from kdlab.zoo import pretrain
+    entry = pretrain.pretrained_index()['swin_t']
+    trial_file = tmp_path / 'swin_t-trial.pth'                 # as --out-dir writes it: the bare layout
+    shutil.copy(pretrain.PRETRAINED_DIR / entry['file'], trial_file)
+    cfg = trial_config('retinanet_swin_t', '1x', pretrained=str(trial_file))
+    assert cfg.model.backbone.init_cfg['checkpoint'] != str(trial_file)
+    model = build_model(cfg.model)
+    saved = torch.load(trial_file, weights_only=False)['state_dict']
+    loaded = model.backbone.state_dict()
+    assert all(torch.equal(loaded[k], v.float()) for k, v in saved.items() if k in loaded and v.is_floating_point())
+    assert sum(k in loaded for k in saved) == len(saved)
+    resnet = trial_config('retinanet_r50', '1x', pretrained=str(trial_file))     # a ResNet reads the file itself
+    assert resnet.model.backbone.init_cfg == dict(type='Pretrained', checkpoint=str(trial_file.resolve()))

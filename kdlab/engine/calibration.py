@@ -564,7 +564,8 @@ def trial_config(detector: str, schedule: str = '2x', *, seed: int = 0, protocol
     if lr:
         cfg.optim_wrapper.optimizer.lr = float(lr)
     if pretrained:
-        cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=str(Path(pretrained).resolve()))
+        from kdlab.zoo.pretrain import file_init
+        cfg.model.backbone.init_cfg = file_init(pretrained, cfg.model.backbone.type)
     return cfg
 
 

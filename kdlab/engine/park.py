@@ -274,11 +274,11 @@ def parked_pretrainings(store: RunStore) -> List[dict]:
 
 
 def unfinished_pretrainings(cache_root: Path) -> List[tuple]:
-    """``(backbone, state file)`` of each unfinished pretraining under ``cache_root`` (``~/.cache/kdlab/pretrain``,
-    one folder per backbone): what ``kdlab park`` parks beside the runs."""
+    """``(backbone, state file)`` of each unfinished pretraining under ``cache_root`` (``~/.cache/kdlab/pretrain``:
+    a folder per backbone, a trial's under ``trials/``): what ``kdlab park`` parks beside the runs."""
     import torch
     found = []
-    for state_file in sorted(Path(cache_root).glob('*/last.pth')):
+    for state_file in sorted(Path(cache_root).glob('**/last.pth')):      # a trial's under trials/<out-dir>/
         state = torch.load(state_file, map_location='cpu', weights_only=False)
         if state['epoch'] < state['settings']['epochs']:
             found.append((state_file.parent.name, state_file))

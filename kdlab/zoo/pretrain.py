@@ -416,6 +416,28 @@ def resolve(uri: str) -> Path:
     return path
 
 
+def file_init(path, backbone_type: str) -> dict:
+    """The ``init_cfg`` that loads the weights ``kdlab pretrain --out-dir`` wrote at ``path`` (a calibration trial's,
+    not committed) into a backbone of mmdet type ``backbone_type``: the file itself, or for a type that reads the
+    classifier layout (:data:`READS_CLASSIFIER_LAYOUT`) a copy in that layout beside the trials' cache, as
+    ``kdlab://classifier/`` serves the committed ones."""
+    import torch
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise KdlabError(f'no pretrained weights at {path}', 'write them with `kdlab pretrain BACKBONE --out-dir DIR`')
+    if backbone_type not in READS_CLASSIFIER_LAYOUT:
+        return dict(type='Pretrained', checkpoint=str(path))
+    data = path.read_bytes()
+    copy = _cache_root() / 'classifier' / f'{hashlib.sha256(data).hexdigest()[:16]}.pth'
+    if not copy.is_file():
+        state = torch.load(path, map_location='cpu', weights_only=False)['state_dict']
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        tmp = copy.with_suffix('.tmp')
+        torch.save({'state_dict': {f'backbone.{k}': v for k, v in state.items()}}, tmp)
+        tmp.replace(copy)
+    return dict(type='Pretrained', checkpoint=str(copy))
+
+
 def load_from_kdlab(filename, map_location=None):
     """mmengine's loader of ``kdlab://`` names (registered by ``import kdlab``, :mod:`kdlab.compat` fix 9, so that
     every process resolves them, a torchrun worker included)."""
@@ -435,7 +457,10 @@ def main(args) -> int:
     names: Sequence[str] = args.backbones or list(MINI_V2_BACKBONES)
     for name in names:
         out_dir = Path(args.out_dir) if args.out_dir else None
-        cache = out_dir / 'cache' / name if out_dir else None     # a trial never resumes the committed recipe's state
+        # a trial's state: outside the repo (out_dir may be in it), apart from the committed recipe's, which it never
+        # resumes; `kdlab park` finds it there
+        cache = _cache_root() / 'trials' / hashlib.sha256(str(out_dir.resolve()).encode()).hexdigest()[:8] / name \
+            if out_dir else None
         warmup = 'recipe' if args.silhouette_warmup is None else (tuple(args.silhouette_warmup)
                                                                   if any(args.silhouette_warmup) else None)
         if args.park:
