@@ -313,7 +313,7 @@ def main(args) -> int:
         print(f'{key}: epoch {entry["epoch"]} (iteration {entry["iteration"]}) parked in '
               f'{parked_dir(store, key)} ({entry["bytes"] / 1e6:.1f} MB)')
     print('commit the parked folders; on another machine the same command (kdlab calibrate, reproduce, '
-          'leaderboard, train) resumes each run from its parked epoch')
+          'leaderboard, train; kdlab pretrain for a pretraining) resumes each from its parked epoch')
     return 0
 
 
