@@ -235,6 +235,7 @@ def test_a_parked_backbone_pretraining_resumes_on_another_machine(tmp_path, monk
     import torch
     from kdlab.zoo import pretrain
     monkeypatch.setattr(pretrain, 'PRETRAINED_DIR', tmp_path / 'pretrained')
+    monkeypatch.setenv('KDLAB_DATA', str(tmp_path / 'data'))     # never this machine's own pretrainings
     store, cache = RunStore(tmp_path / 'store'), pretrain._cache_dir('r18')
     shutil.rmtree(cache, ignore_errors=True)        # the session's cache root is shared with other tests
     monkeypatch.setenv('KDLAB_RESULTS', str(store.root))
