@@ -73,6 +73,42 @@ def unfinished_keys(store: RunStore) -> List[str]:
                   if has_checkpoint(store, d.name) and store.load(d.name) is None)
 
 
+def _cast_state(state: dict, weights: str, optimizer: str, *, parked: bool) -> dict:
+    """``state`` with ``state[weights]`` and ``state[optimizer]`` (where present) in the parks' precision
+    (:data:`WEIGHTS_DTYPE`, :data:`OPTIMIZER_DTYPE`; the optimizer's one-element tensors, Adam's ``step``, kept), or
+    back in float32 (``parked=False``): one rule for a run's checkpoint and a pretraining's state."""
+    import torch
+    to = (getattr(torch, WEIGHTS_DTYPE), getattr(torch, OPTIMIZER_DTYPE)) if parked else (torch.float32,) * 2
+    state[weights] = cast_floats(state[weights], to[0])
+    if optimizer in state:
+        state[optimizer] = cast_floats(state[optimizer], to[1], keep_scalars=True)
+    return state
+
+
+def _staging(out: Path) -> Path:
+    """An empty folder beside ``out`` to write a park into, moved over ``out`` by :func:`_publish`."""
+    tmp = out.with_name(f'.{out.name}.{os.getpid()}.part')
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    shutil.rmtree(out, ignore_errors=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, out)
+
+
+def _parked_state(src: Path, entry: dict, subject: str, restart: str) -> Path:
+    """``src``'s parked state file, checked against its ``park.json`` sha256; raises naming the fix if it fails."""
+    from kdlab.errors import CheckpointError
+    if not (src / STATE).is_file() or _sha256(src / STATE) != entry['sha256']:
+        raise CheckpointError(f'the parked state of {subject} ({src / STATE}) is missing or does not match its '
+                              f'sha256 {entry["sha256"][:16]}...',
+                              f'restore it from git (git checkout -- {src}), or delete {src} to {restart}')
+    return src / STATE
+
+
 def park(store: RunStore, key: str) -> dict:
     """Copy run ``key``'s last checkpoint and logs from the work root into ``<store>/parked/<key>/``; returns
     its ``park.json`` entry. Parking again replaces the earlier park of the same run."""
@@ -94,14 +130,11 @@ def park(store: RunStore, key: str) -> dict:
             if attempt == 4:
                 raise
             time.sleep(2)
-    state, dropped = without_teacher(ckpt['state_dict'])
-    ckpt['state_dict'] = cast_floats(state, torch.float16)
-    if 'optimizer' in ckpt:
-        ckpt['optimizer'] = cast_floats(ckpt['optimizer'], torch.bfloat16, keep_scalars=True)
+    ckpt['state_dict'], dropped = without_teacher(ckpt['state_dict'])
+    _cast_state(ckpt, 'state_dict', 'optimizer', parked=True)
     out = parked_dir(store, key)
-    tmp = out.with_name(f'.{key}.{os.getpid()}.part')
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / 'logs').mkdir(parents=True)
+    tmp = _staging(out)
+    (tmp / 'logs').mkdir()
     torch.save(ckpt, tmp / STATE)
     for name in ('curve.json', 'checks.json', HISTORY):
         if (work_dir / name).is_file():
@@ -118,9 +151,7 @@ def park(store: RunStore, key: str) -> dict:
              'host': socket.gethostname(),
              'machine': machine()}     # where the part before the park ran: the record says it (``parked``)
     atomic_write_text(tmp / META, json.dumps(entry, indent=2, sort_keys=True) + '\n')
-    shutil.rmtree(out, ignore_errors=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, out)
+    _publish(tmp, out)
     return entry
 
 
@@ -130,21 +161,13 @@ def unpark(store: RunStore, key: str) -> Optional[dict]:
     curve, checks and earlier logs, and return the park entry; else None."""
     import torch
     from kdlab.compat import load_local_checkpoint
-    from kdlab.errors import CheckpointError
     src = parked_dir(store, key)
     work_dir = store.work_dir(key)
     if not is_parked(store, key) or has_checkpoint(store, key):
         return None
     entry = json.loads((src / META).read_text())
-    if not (src / STATE).is_file() or _sha256(src / STATE) != entry['sha256']:
-        raise CheckpointError(f'the parked state of run {key} ({src / STATE}) is missing or does not match its '
-                              f'sha256 {entry["sha256"][:16]}...',
-                              f'restore it from git (git checkout -- {src}), or delete {src} to train the run '
-                              'from the start')
-    ckpt = load_local_checkpoint(str(src / STATE), 'cpu')
-    ckpt['state_dict'] = cast_floats(ckpt['state_dict'], torch.float32)
-    if 'optimizer' in ckpt:
-        ckpt['optimizer'] = cast_floats(ckpt['optimizer'], torch.float32, keep_scalars=True)
+    state_file = _parked_state(src, entry, f'run {key}', 'train the run from the start')
+    ckpt = _cast_state(load_local_checkpoint(str(state_file), 'cpu'), 'state_dict', 'optimizer', parked=False)
     work_dir.mkdir(parents=True, exist_ok=True)
     if (src / 'curve.json').is_file():
         shutil.copy2(src / 'curve.json', work_dir / 'curve.json')
@@ -214,12 +237,9 @@ def park_pretraining(store: RunStore, backbone: str, state_file: Path) -> dict:
         raise KdlabError(f'the pretraining of {backbone} in {state_file} is finished ({state["epoch"]} epochs)',
                          f'run `kdlab pretrain {backbone}` with the same arguments to write its weights; '
                          'commit those instead')
-    state['model'] = cast_floats(state['model'], torch.float16)
-    state['opt'] = cast_floats(state['opt'], torch.bfloat16, keep_scalars=True)
+    _cast_state(state, 'model', 'opt', parked=True)
     out = pretraining_dir(store, backbone, state['resume_key'])
-    tmp = out.with_name(f'.{out.name}.{os.getpid()}.part')
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = _staging(out)
     torch.save(state, tmp / STATE)
     from kdlab.engine.runner import machine
     entry = {'backbone': backbone, 'epoch': int(state['epoch']), 'epochs': int(state['settings']['epochs']),
@@ -230,8 +250,7 @@ def park_pretraining(store: RunStore, backbone: str, state_file: Path) -> dict:
              'parked': _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds'),
              'host': socket.gethostname(), 'machine': machine()}
     atomic_write_text(tmp / META, json.dumps(entry, indent=2, sort_keys=True) + '\n')
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
+    _publish(tmp, out)
     return entry
 
 
@@ -243,16 +262,11 @@ def unpark_pretraining(store: RunStore, backbone: str, resume_key: dict, state_f
     if Path(state_file).is_file() or not (src / META).is_file():
         return None
     entry = json.loads((src / META).read_text())
-    if not (src / STATE).is_file() or _sha256(src / STATE) != entry['sha256']:
-        from kdlab.errors import CheckpointError
-        raise CheckpointError(f'the parked pretraining state {src / STATE} is missing or does not match its sha256 '
-                              f'{entry["sha256"][:16]}...', f'restore it from git (git checkout -- {src}), or '
-                              f'delete {src} to pretrain {backbone} from the start')
-    state = torch.load(src / STATE, map_location='cpu', weights_only=False)
+    parked_file = _parked_state(src, entry, f'the pretraining of {backbone}', f'pretrain {backbone} from the start')
+    state = torch.load(parked_file, map_location='cpu', weights_only=False)
     if state.get('resume_key') != resume_key:        # the digest's 32 bits named it; the key itself decides
         return None
-    state['model'] = cast_floats(state['model'], torch.float32)
-    state['opt'] = cast_floats(state['opt'], torch.float32, keep_scalars=True)
+    _cast_state(state, 'model', 'opt', parked=False)
     state['parks'] = list(state.get('parks', [])) + [{k: entry[k] for k in ('epoch', 'parked', 'host', 'machine',
                                                                             'sha256')}]
     Path(state_file).parent.mkdir(parents=True, exist_ok=True)

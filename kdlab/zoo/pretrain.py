@@ -15,11 +15,11 @@ on an image-classification task that is not the detection data:
 
 ``kdlab pretrain`` trains every backbone (or those named), resumes an interrupted one from its last epoch
 (``~/.cache/kdlab/pretrain/<backbone>/``, or on another machine from its park in the run store: ``kdlab park``,
-``kdlab pretrain ... --park``, :func:`kdlab.engine.park.park_pretraining`), and writes the backbone's weights in fp16, a few MB each, to
-``kdlab/zoo/pretrained/<backbone>-<sha256[:8]>.pth`` with ``index.json`` (file, sha256, accuracy, epochs,
-seconds): committed, so that a new machine does not pretrain again. The mini v2 detectors load them through
-``init_cfg=dict(type='Pretrained', checkpoint='kdlab://pretrained/<file>')`` (:func:`pretrained_init`; a Swin
-through ``kdlab://classifier/<file>``, the layout mmdet's Swin loader reads), a machine-independent name that
+``kdlab pretrain ... --park``, :func:`kdlab.engine.park.park_pretraining`), and writes the backbone's weights in
+fp16, a few MB each, to ``kdlab/zoo/pretrained/<backbone>-<sha256[:8]>.pth`` with ``index.json`` (file, sha256,
+accuracy, epochs, seconds): committed, so that a new machine does not pretrain again. The mini v2 detectors load
+them through ``init_cfg=dict(type='Pretrained', checkpoint='kdlab://pretrained/<file>')`` (:func:`pretrained_init`;
+a Swin through ``kdlab://classifier/<file>``, the layout mmdet's Swin loader reads), a machine-independent name that
 mmengine resolves through the ``kdlab://`` scheme (registered in :mod:`kdlab.compat`).
 """
 from __future__ import annotations
@@ -317,7 +317,8 @@ def pretrain(backbone: str, *, epochs: int = EPOCHS, train_images: int = TRAIN_I
 
 def park_state(backbone: str, *, cache: Optional[Path] = None) -> dict:
     """Park the unfinished pretraining state in ``cache`` (default ``~/.cache/kdlab/pretrain/<backbone>/``) in the
-    run store, for another machine to resume (``kdlab pretrain ... --park``; :func:`kdlab.engine.park.park_pretraining`)."""
+    run store, for another machine to resume (``kdlab pretrain ... --park``;
+    :func:`kdlab.engine.park.park_pretraining`)."""
     from kdlab.engine import park
     from kdlab.engine.store import RunStore
     state_file = (Path(cache) if cache is not None else _cache_dir(backbone)) / 'last.pth'
@@ -416,6 +417,12 @@ def resolve(uri: str) -> Path:
     return path
 
 
+def classifier_layout(weights: dict) -> dict:
+    """A backbone's state dict as an image classifier's checkpoint holds it (:data:`CLASSIFIER`): every key under
+    ``backbone.``."""
+    return {'state_dict': {f'backbone.{k}': v for k, v in weights.items()}}
+
+
 def file_init(path, backbone_type: str) -> dict:
     """The ``init_cfg`` that loads the weights ``kdlab pretrain --out-dir`` wrote at ``path`` (a calibration trial's,
     not committed) into a backbone of mmdet type ``backbone_type``: the file itself, or for a type that reads the
@@ -433,7 +440,7 @@ def file_init(path, backbone_type: str) -> dict:
         state = torch.load(path, map_location='cpu', weights_only=False)['state_dict']
         copy.parent.mkdir(parents=True, exist_ok=True)
         tmp = copy.with_suffix('.tmp')
-        torch.save({'state_dict': {f'backbone.{k}': v for k, v in state.items()}}, tmp)
+        torch.save(classifier_layout(state), tmp)
         tmp.replace(copy)
     return dict(type='Pretrained', checkpoint=str(copy))
 
@@ -444,7 +451,7 @@ def load_from_kdlab(filename, map_location=None):
     import torch
     checkpoint = torch.load(resolve(filename), map_location=map_location, weights_only=False)
     if layout_of(filename) == CLASSIFIER:
-        checkpoint = {'state_dict': {f'backbone.{k}': v for k, v in checkpoint['state_dict'].items()}}
+        checkpoint = classifier_layout(checkpoint['state_dict'])
     return checkpoint
 
 
@@ -489,7 +496,7 @@ def register(sub) -> None:
                    help='silhouettes only for STEPS steps, then pool images rising to all over RAMP steps (default: '
                    'the backbone\'s recipe, SILHOUETTE_WARMUP: Swin 300 1200, ResNets none; 0 0: none)')
     p.add_argument('--park', action='store_true', help='park the unfinished state these arguments would resume in '
-                   'the run store (float16 weights, bfloat16 AdamW state), instead of training; commit it (`kdlab park` '
-                   'parks those in ~/.cache/kdlab/pretrain too)')
+                   'the run store (float16 weights, bfloat16 AdamW state), instead of training; commit it '
+                   '(`kdlab park` parks those in ~/.cache/kdlab/pretrain too)')
     p.add_argument('--quiet', action='store_true')
     p.set_defaults(func=main)
