@@ -43,11 +43,11 @@ def distillation(smoke_data, tmp_path_factory):
     return store, cfg, key, whole
 
 
-def _stopped_after_epoch_1(cfg, key, tmp_path) -> RunStore:
+def _stopped_after_epoch_1(cfg, key, tmp_path, here=None) -> RunStore:
     """Run ``key`` trained on this machine until its session ends after epoch 1: the store it trains into."""
     import copy
     from kdlab.engine.runner import execute
-    here = RunStore(tmp_path / 'results', tmp_path / 'work_here')
+    here = here or RunStore(tmp_path / 'results', tmp_path / 'work_here')
     stopped = copy.deepcopy(cfg)
     stopped.custom_hooks = list(stopped.get('custom_hooks') or []) + [dict(type='StopAfterEpochHook', epoch=1)]
     with pytest.raises(KeyboardInterrupt):
@@ -106,6 +106,31 @@ def test_a_parked_distillation_resumes_on_another_machine(distillation, tmp_path
     largest = max(v.abs().max().item() for v in uninterrupted.values() if v.is_floating_point())
     assert 0 < diff < 0.05 * largest       # rounded once, not equal; and still the same training
     assert json.loads((there.run_dir(key) / 'run.json').read_text())['parked'] == record['parked']
+
+
+def test_a_parked_calibration_trial_resumes_on_another_machine(distillation, tmp_path, monkeypatch, capsys):
+    """A trial (``kdlab calibrate --trial``) keeps its record in ~/.cache, but `kdlab park` parks it in the
+    repository's store (``parked/trials/``), and the trial's store resumes it on a machine without its checkpoint."""
+    import argparse
+    from kdlab.engine.calibration import trial_store
+    from kdlab.engine.runner import execute
+    for var, folder in (('KDLAB_DATA', 'data'), ('KDLAB_RESULTS', 'results'), ('KDLAB_WORK', 'work')):
+        monkeypatch.setenv(var, str(tmp_path / folder))        # never this machine's own runs and trials
+    store, cfg, key, whole = distillation
+    trials = trial_store()
+    assert trials.root.parent == tmp_path / 'trials'
+    assert trials.parked_root == tmp_path / 'results' / 'parked' / 'trials'
+    _stopped_after_epoch_1(cfg, key, tmp_path, here=trials)
+    parking.main(argparse.Namespace(store=None, list=False, keys=[]))             # `kdlab park`
+    assert (trials.parked_root / key / parking.META).is_file()
+    assert parking.parked_keys(RunStore()) == []                 # the store's own runs: the trials folder is not one
+    parking.main(argparse.Namespace(store=None, list=True, keys=[]))
+    assert f'trial {key}: epoch 1' in capsys.readouterr().out
+    shutil.rmtree(trials.work_root)                             # another machine: no trial work directory
+    record = execute(cfg, name='pkd trial', store=trial_store(), progress=False, key=key)
+    assert record['resumed'] and record['attempts'] == 2 and [p['epoch'] for p in record['parked']] == [1]
+    assert [c['epoch'] for c in record['curve']] == [1, 2]
+    assert not (trials.parked_root / key).exists()               # served: removed
 
 
 def test_park_refuses_a_finished_run_and_a_run_without_a_checkpoint(distillation, tmp_path):
@@ -235,7 +260,8 @@ def test_a_parked_backbone_pretraining_resumes_on_another_machine(tmp_path, monk
     import torch
     from kdlab.zoo import pretrain
     monkeypatch.setattr(pretrain, 'PRETRAINED_DIR', tmp_path / 'pretrained')
-    monkeypatch.setenv('KDLAB_DATA', str(tmp_path / 'data'))     # never this machine's own pretrainings
+    monkeypatch.setenv('KDLAB_DATA', str(tmp_path / 'data'))     # never this machine's own pretrainings,
+    monkeypatch.setenv('KDLAB_WORK', str(tmp_path / 'work'))     # runs or trials
     store, cache = RunStore(tmp_path / 'store'), pretrain._cache_dir('r18')
     shutil.rmtree(cache, ignore_errors=True)        # the session's cache root is shared with other tests
     monkeypatch.setenv('KDLAB_RESULTS', str(store.root))

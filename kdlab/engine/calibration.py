@@ -569,6 +569,18 @@ def trial_config(detector: str, schedule: str = '2x', *, seed: int = 0, protocol
     return cfg
 
 
+def trial_store(parked_root: Optional[Path] = None):
+    """The trials' run store: records and work directories in ``~/.cache/kdlab/trials`` (never mixed with the
+    protocol's runs), parks in the repository's store (``results/runs/parked/trials/``: a trial of hours resumes on
+    another machine, as a run does)."""
+    from kdlab.data.synthetic import cache_root
+    from kdlab.engine.park import TRIALS
+    from kdlab.engine.store import RunStore
+    root = cache_root().parent / 'trials'
+    return RunStore(root=root / 'runs', work_root=root / 'work',
+                    parked_root=parked_root or RunStore().parked_root / TRIALS)
+
+
 def trial(detector: str, schedule: str = '2x', *, seed: int = 0, protocol: str = 'v2', out: Optional[Path] = None,
           progress: bool = True, **knobs) -> dict:
     """Train one trial (:func:`trial_config`) in the trials store (``~/.cache/kdlab/trials``: trials never mix
@@ -576,18 +588,15 @@ def trial(detector: str, schedule: str = '2x', *, seed: int = 0, protocol: str =
     metrics, the per-epoch mAP, wall time): the committed trace of how the protocol's defaults were chosen."""
     import json
     import pandas as pd
-    from kdlab.data.synthetic import cache_root
     from kdlab.engine.report import results_dir
     from kdlab.engine.runner import execute, wall_time
-    from kdlab.engine.store import RunStore
     knobs = {k: v for k, v in knobs.items() if v is not None}
     unknown = set(knobs) - set(TRIAL_KNOBS)
     if unknown:
         from kdlab.errors import UnknownNameError
         raise UnknownNameError('calibration knob', sorted(unknown)[0], TRIAL_KNOBS)
     cfg = trial_config(detector, schedule, seed=seed, protocol=protocol, **knobs)
-    root = cache_root().parent / 'trials'
-    store = RunStore(root=root / 'runs', work_root=root / 'work')
+    store = trial_store()
     label = json.dumps(knobs, sort_keys=True)
     rec = execute(cfg, name=f'{detector} {schedule} trial {label} (mini {protocol}, seed {seed})', store=store,
                   progress=progress)

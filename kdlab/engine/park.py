@@ -47,12 +47,17 @@ WEIGHTS_DTYPE = 'float16'         # the model's floating tensors (as committed w
 OPTIMIZER_DTYPE = 'bfloat16'      # the optimizer's: float32's exponent range
 
 
+#: Calibration trials (``kdlab calibrate --trial``) keep their records in ``~/.cache/kdlab/trials``; their parks go to
+#: ``<store>/parked/trials/<key>/``, beside the runs', to be committed (:func:`kdlab.engine.calibration.trial_store`).
+TRIALS = 'trials'
+
+
 def parked_dir(store: RunStore, key: str) -> Path:
-    return store.root / 'parked' / key
+    return store.parked_root / key
 
 
 def parked_keys(store: RunStore) -> List[str]:
-    base = store.root / 'parked'
+    base = store.parked_root
     return sorted(d.name for d in base.iterdir() if is_parked(store, d.name)) if base.is_dir() else []
 
 
@@ -225,7 +230,7 @@ def recipe_digest(resume_key: dict) -> str:
 
 
 def pretraining_dir(store: RunStore, backbone: str, resume_key: dict) -> Path:
-    return store.root / 'parked' / PRETRAIN / f'{backbone}-{recipe_digest(resume_key)}'
+    return store.parked_root / PRETRAIN / f'{backbone}-{recipe_digest(resume_key)}'
 
 
 def park_pretraining(store: RunStore, backbone: str, state_file: Path) -> dict:
@@ -282,7 +287,7 @@ def discard_pretraining(store: RunStore, backbone: str, resume_key: dict) -> Non
 
 
 def parked_pretrainings(store: RunStore) -> List[dict]:
-    base = store.root / 'parked' / PRETRAIN
+    base = store.parked_root / PRETRAIN
     return [json.loads((d / META).read_text()) for d in sorted(base.iterdir()) if (d / META).is_file()] \
         if base.is_dir() else []
 
@@ -301,33 +306,38 @@ def unfinished_pretrainings(cache_root: Path) -> List[tuple]:
 
 def main(args) -> int:
     store = RunStore(args.store) if args.store else RunStore()
+    from kdlab.engine.calibration import trial_store
+    trials = trial_store(parked_root=store.parked_root / TRIALS)
     if args.list:
-        entries = parked(store)
-        for e in entries:
-            here = '; this machine holds a checkpoint of its own, resumed instead' if e['here'] else ''
-            print(f'{e["key"]}: epoch {e["epoch"]} (iteration {e["iteration"]}), parked {e["parked"]} on {e["host"]}, '
-                  f'{e["bytes"] / 1e6:.1f} MB{here}')
-        print(f'{len(entries)} parked run(s) in {store.root / "parked"}')
+        for label, where in (('run', store), ('trial', trials)):
+            for e in parked(where):
+                here = '; this machine holds a checkpoint of its own, resumed instead' if e['here'] else ''
+                print(f'{label} {e["key"]}: epoch {e["epoch"]} (iteration {e["iteration"]}), parked {e["parked"]} '
+                      f'on {e["host"]}, {e["bytes"] / 1e6:.1f} MB{here}')
+        print(f'{len(parked(store)) + len(parked(trials))} parked run(s) in {store.parked_root}')
         for e in parked_pretrainings(store):
             print(f'pretraining of {e["backbone"]} (recipe {e["recipe"]}): epoch {e["epoch"]} of {e["epochs"]}, '
                   f'top-1 {e["top1"]} %, parked {e["parked"]} on {e["host"]}, {e["bytes"] / 1e6:.1f} MB')
         return 0
-    keys = args.keys or unfinished_keys(store)
+    # named keys are the store's runs; with none, every unfinished run, calibration trial and pretraining
+    found = [(store, key) for key in (args.keys or unfinished_keys(store))]
+    found += [] if args.keys else [(trials, key) for key in unfinished_keys(trials)]
     pretrainings = [] if args.keys else unfinished_pretrainings(_pretraining_cache())
     for backbone, state_file in pretrainings:
         entry = park_pretraining(store, backbone, state_file)
         print(f'pretraining of {backbone}: epoch {entry["epoch"]} of {entry["epochs"]} parked in '
-              f'{store.root / "parked" / PRETRAIN} ({entry["bytes"] / 1e6:.1f} MB)')
-    if not keys and not pretrainings:
-        print(f'nothing to park: no unfinished run with a checkpoint in {store.work_root}, '
+              f'{store.parked_root / PRETRAIN} ({entry["bytes"] / 1e6:.1f} MB)')
+    if not found and not pretrainings:
+        print(f'nothing to park: no unfinished run with a checkpoint in {store.work_root} or {trials.work_root}, '
               f'no unfinished pretraining in {_pretraining_cache()}')
         return 0
-    for key in keys:
-        entry = park(store, key)
+    for where, key in found:
+        entry = park(where, key)
         print(f'{key}: epoch {entry["epoch"]} (iteration {entry["iteration"]}) parked in '
-              f'{parked_dir(store, key)} ({entry["bytes"] / 1e6:.1f} MB)')
+              f'{parked_dir(where, key)} ({entry["bytes"] / 1e6:.1f} MB)')
     print('commit the parked folders; on another machine the same command (kdlab calibrate, reproduce, '
-          'leaderboard, train; kdlab pretrain for a pretraining) resumes each from its parked epoch')
+          'leaderboard, train; kdlab calibrate --trial for a trial; kdlab pretrain for a pretraining) resumes each '
+          'from its parked epoch')
     return 0
 
 

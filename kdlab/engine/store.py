@@ -160,9 +160,13 @@ class RunExistsError(KdlabError):
 class RunStore:
     """Finished runs by key. A finished run is never overwritten unless asked to."""
 
-    def __init__(self, root: Optional[os.PathLike] = None, work_root: Optional[os.PathLike] = None):
+    def __init__(self, root: Optional[os.PathLike] = None, work_root: Optional[os.PathLike] = None,
+                 parked_root: Optional[os.PathLike] = None):
         self.root = Path(root).expanduser() if root else default_results_root()
         self.work_root = Path(work_root).expanduser() if work_root else default_work_root()
+        #: where ``kdlab park`` copies unfinished runs (``<root>/parked``; a store outside the repository, as the
+        #: calibration trials', names a folder inside it, so that its parks can be committed)
+        self.parked_root = Path(parked_root).expanduser() if parked_root else self.root / 'parked'
 
     def run_dir(self, key: str) -> Path:
         return self.root / key
