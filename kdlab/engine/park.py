@@ -309,19 +309,19 @@ def main(args) -> int:
     from kdlab.engine.calibration import trial_store
     trials = trial_store(parked_root=store.parked_root / TRIALS)
     if args.list:
-        for label, where in (('run', store), ('trial', trials)):
-            for e in parked(where):
-                here = '; this machine holds a checkpoint of its own, resumed instead' if e['here'] else ''
-                print(f'{label} {e["key"]}: epoch {e["epoch"]} (iteration {e["iteration"]}), parked {e["parked"]} '
-                      f'on {e["host"]}, {e["bytes"] / 1e6:.1f} MB{here}')
-        print(f'{len(parked(store)) + len(parked(trials))} parked run(s) in {store.parked_root}')
+        entries = [('run', e) for e in parked(store)] + [('trial', e) for e in parked(trials)]
+        for label, e in entries:
+            here = '; this machine holds a checkpoint of its own, resumed instead' if e['here'] else ''
+            print(f'{label} {e["key"]}: epoch {e["epoch"]} (iteration {e["iteration"]}), parked {e["parked"]} '
+                  f'on {e["host"]}, {e["bytes"] / 1e6:.1f} MB{here}')
+        print(f'{len(entries)} parked run(s) in {store.parked_root}')
         for e in parked_pretrainings(store):
             print(f'pretraining of {e["backbone"]} (recipe {e["recipe"]}): epoch {e["epoch"]} of {e["epochs"]}, '
                   f'top-1 {e["top1"]} %, parked {e["parked"]} on {e["host"]}, {e["bytes"] / 1e6:.1f} MB')
         return 0
     # named keys are the store's runs; with none, every unfinished run, calibration trial and pretraining
-    found = [(store, key) for key in (args.keys or unfinished_keys(store))]
-    found += [] if args.keys else [(trials, key) for key in unfinished_keys(trials)]
+    found = [(store, key) for key in args.keys] if args.keys else \
+        [(store, key) for key in unfinished_keys(store)] + [(trials, key) for key in unfinished_keys(trials)]
     pretrainings = [] if args.keys else unfinished_pretrainings(_pretraining_cache())
     for backbone, state_file in pretrainings:
         entry = park_pretraining(store, backbone, state_file)
