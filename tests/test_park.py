@@ -296,3 +296,18 @@ def test_a_parked_backbone_pretraining_resumes_on_another_machine(tmp_path, monk
     with pytest.raises(KdlabError, match='finished'):                     # a finished state is not parked
         pretrain.park_state('r18', cache=cache)
     shutil.rmtree(cache)
+
+
+def test_an_attempt_started_in_the_second_of_the_one_before_gets_a_log_of_its_own(tmp_path):
+    """mmengine names an attempt's log by its start second: a resumed attempt that starts within the second of the
+    one before it waits for the next second, else it would overwrite that log and be counted as the same attempt
+    (a smoke run stopped and resumed from its park at once, as above)."""
+    import time
+    from kdlab.engine.runner import _new_log_second
+    now = time.strftime('%Y%m%d_%H%M%S', time.localtime())
+    (tmp_path / now).mkdir()
+    _new_log_second(tmp_path)
+    assert time.strftime('%Y%m%d_%H%M%S', time.localtime()) > now
+    t0 = time.time()
+    _new_log_second(tmp_path)          # no earlier log in this second: no wait
+    assert time.time() - t0 < 0.05

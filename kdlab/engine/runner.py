@@ -307,6 +307,16 @@ _RUNNERS = itertools.count(1)
 FORMAT_RUN_CONFIG = False
 
 
+def _new_log_second(work_dir: Path) -> None:
+    """Wait until no log of an earlier attempt in ``work_dir`` carries this second's name. mmengine names an
+    attempt's log by its start, to the second (``<start>/<start>.log``, local time, and opens it for writing):
+    an attempt that started in the same second as the one before it (a smoke run stopped after its first epoch
+    and resumed from its park at once) would overwrite that log, and :func:`training_attempts` would count one
+    attempt where there were two."""
+    while (Path(work_dir) / time.strftime('%Y%m%d_%H%M%S', time.localtime())).exists():
+        time.sleep(0.05)
+
+
 def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launcher, inputs) -> dict:
     from mmengine.runner import Runner
     from mmengine.utils import import_modules_from_strings
@@ -344,6 +354,7 @@ def _execute(cfg, *, name, store, progress, overwrite, extra, key, resume, launc
         stage_backbone_weights(cfg.model)
     if VALIDATE_EVERY_EPOCH and (cfg.get('train_cfg') or {}).get('type') == 'EpochBasedTrainLoop':
         cfg.train_cfg['val_interval'] = 1    # a learning curve: the weights do not change (LearningCurveHook)
+    _new_log_second(work_dir)
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')
     revision = _git_revision()               # the code this run starts with (provenance)
     t0 = time.time()
