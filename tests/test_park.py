@@ -298,16 +298,18 @@ def test_a_parked_backbone_pretraining_resumes_on_another_machine(tmp_path, monk
     shutil.rmtree(cache)
 
 
-def test_an_attempt_started_in_the_second_of_the_one_before_gets_a_log_of_its_own(tmp_path):
+def test_an_attempt_started_in_the_second_of_the_one_before_gets_a_log_of_its_own(tmp_path, monkeypatch):
     """mmengine names an attempt's log by its start second: a resumed attempt that starts within the second of the
     one before it waits for the next second, else it would overwrite that log and be counted as the same attempt
     (a smoke run stopped and resumed from its park at once, as above)."""
     import time
-    from kdlab.engine.runner import _new_log_second
-    now = time.strftime('%Y%m%d_%H%M%S', time.localtime())
+    from kdlab.engine import runner
+    now = time.strftime(runner.LOG_NAME_FORMAT, time.localtime())
     (tmp_path / now).mkdir()
-    _new_log_second(tmp_path)
-    assert time.strftime('%Y%m%d_%H%M%S', time.localtime()) > now
-    t0 = time.time()
-    _new_log_second(tmp_path)          # no earlier log in this second: no wait
-    assert time.time() - t0 < 0.05
+    runner._new_log_second(tmp_path)
+    assert time.strftime(runner.LOG_NAME_FORMAT, time.localtime()) > now
+    assert runner.log_started(f'{now}.log') is not None        # the name the attempts are read back by
+    naps = []
+    monkeypatch.setattr(runner.time, 'sleep', naps.append)
+    runner._new_log_second(tmp_path)          # no earlier log in this second: no wait
+    assert naps == []

@@ -307,13 +307,17 @@ _RUNNERS = itertools.count(1)
 FORMAT_RUN_CONFIG = False
 
 
+#: How mmengine names an attempt's log folder and file (``<start>/<start>.log``): its start, local time, to the second.
+LOG_NAME_FORMAT = '%Y%m%d_%H%M%S'
+
+
 def _new_log_second(work_dir: Path) -> None:
     """Wait until no log of an earlier attempt in ``work_dir`` carries this second's name. mmengine names an
     attempt's log by its start, to the second (``<start>/<start>.log``, local time, and opens it for writing):
     an attempt that started in the same second as the one before it (a smoke run stopped after its first epoch
     and resumed from its park at once) would overwrite that log, and :func:`training_attempts` would count one
     attempt where there were two."""
-    while (Path(work_dir) / time.strftime('%Y%m%d_%H%M%S', time.localtime())).exists():
+    while (Path(work_dir) / time.strftime(LOG_NAME_FORMAT, time.localtime())).exists():
         time.sleep(0.05)
 
 
@@ -515,7 +519,7 @@ def last_line_time(text: bytes) -> Optional[float]:
 def log_started(name: str) -> Optional[float]:
     """When the process that wrote the mmengine log ``name`` (``<start>.log``, local time) started."""
     try:
-        return time.mktime(time.strptime(Path(name).stem, '%Y%m%d_%H%M%S'))
+        return time.mktime(time.strptime(Path(name).stem, LOG_NAME_FORMAT))
     except ValueError:
         return None
 
